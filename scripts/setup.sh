@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv and install cosplace-xs with its pinned dependencies; a no-op when pyproject.toml is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=.venv
+stamp="$venv/.installed-pyproject-sha256"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+python=$(command -v python3.11 || command -v python3)
+"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), "cosplace-xs needs Python 3.11"'
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+echo "installing cosplace-xs and its pinned dependencies into $venv (torch is large: about a minute)..."
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+"$venv/bin/python" -c 'import cosplace_xs, torch, torchvision, faiss' || { echo "install failed" >&2; exit 1; }
+echo "$want" > "$stamp"

@@ -1,0 +1,48 @@
+"""The `cosplace-xs` command: one module per subcommand, each with `add_parser` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from cosplace_xs import __version__
+from cosplace_xs.errors import CosplaceError
+
+COMMANDS = (
+    "synth",
+    "check_dataset",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosplace-xs",
+        description="Visual geo-localization with CosPlace: train, evaluate, compare, geolocate.",
+    )
+    parser.add_argument("--version", action="version", version=f"cosplace-xs {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"cosplace_xs.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn the toolkit's own errors into one clear line."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except CosplaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
