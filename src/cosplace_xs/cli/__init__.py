@@ -13,6 +13,8 @@ from cosplace_xs.errors import CosplaceError
 COMMANDS = (
     "synth",
     "check_dataset",
+    "train",
+    "demo",
 )
 
 

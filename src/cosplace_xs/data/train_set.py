@@ -1,0 +1,59 @@
+"""Training batches of one CosPlace group: `batch_size` distinct classes, one random image of each."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+from cosplace_xs import seeding
+from cosplace_xs.data.images import read_image
+from cosplace_xs.data.split import Group, TrainSplit
+from cosplace_xs.errors import ConfigError
+
+
+def check_batch_fits(split: TrainSplit, groups_num: int, batch_size: int) -> None:
+    """Every group used must hold at least `batch_size` classes (the official code dies with StopIteration)."""
+    for index in range(groups_num):
+        group = split.group(index)
+        if len(group.class_ids) < batch_size:
+            raise ConfigError(
+                f"option --batch-size={batch_size} is larger than the {len(group.class_ids)} classes of group "
+                f"{index} (group id {group.group_id}); a batch holds distinct classes, so use --batch-size "
+                f"<= {len(group.class_ids)}, fewer groups (--groups-num), or more classes per group "
+                "(lower --min-images-per-class, or smaller --N / --L)"
+            )
+
+
+class GroupBatches(Dataset):
+    """Item `i` is batch `i` of an epoch: the classes come from a seeded shuffle of the group's classes
+    (drop_last, reshuffled each time they run out), one seeded random image per class."""
+
+    def __init__(self, split: TrainSplit, group: Group, batch_size: int, image_size: int, seed: int,
+                 epoch: int) -> None:
+        if len(group.class_ids) < batch_size:
+            raise ConfigError(f"--batch-size={batch_size} exceeds the {len(group.class_ids)} classes of the group")
+        self.paths = split.image_paths
+        self.group = group
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.seed = seed
+        self.epoch = epoch
+        self.batches_per_pass = len(group.class_ids) // batch_size
+
+    def classes_of_batch(self, iteration: int) -> torch.Tensor:
+        """Class indices (within the group) of batch `iteration`."""
+        shuffle, position = divmod(iteration, self.batches_per_pass)
+        order = torch.randperm(len(self.group.class_ids),
+                               generator=seeding.generator(self.seed, self.epoch, shuffle, seeding.CLASS_ORDER))
+        return order[position * self.batch_size:(position + 1) * self.batch_size]
+
+    def __getitem__(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        classes = self.classes_of_batch(iteration)
+        rng = seeding.generator(self.seed, self.epoch, iteration, seeding.DATA)
+        picks = torch.rand(len(classes), generator=rng)
+        images = []
+        for class_index, pick in zip(classes.tolist(), picks.tolist(), strict=True):
+            members = self.group.class_images[class_index]
+            path = self.paths[members[int(pick * len(members))]]
+            images.append(read_image(path, self.image_size))
+        return torch.stack(images), classes

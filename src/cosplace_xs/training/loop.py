@@ -1,0 +1,163 @@
+"""The CosPlace training loop: epoch e trains group e mod groups_num for `iterations_per_epoch` batches."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from cosplace_xs import seeding
+from cosplace_xs.augment import BatchAugmentation
+from cosplace_xs.config import RunConfig
+from cosplace_xs.data.train_set import GroupBatches
+from cosplace_xs.device import autocast
+from cosplace_xs.errors import TrainingDivergedError
+from cosplace_xs.evaluation.evaluate import evaluate_model
+from cosplace_xs.training import checkpoint as ckpt
+from cosplace_xs.training import run_files
+from cosplace_xs.training.optim import move_classifier
+from cosplace_xs.training.setup import RunSetup, prepare_run
+from cosplace_xs.training.state import TrainingState, state_dict
+from cosplace_xs.visualize.curves import plot_curves
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves: its folder, best val R@1 and per-epoch history."""
+
+    run_dir: Path
+    best_r1: float | None
+    history: list[dict[str, Any]]
+
+
+def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train (or resume) a run in `run_dir`; checkpoints `last.pt` every `checkpoint_every` iterations and
+    at each epoch end, `best.pt` whenever val R@1 improves."""
+    with run_files.RunLogFile(run_dir):
+        run = prepare_run(config, run_dir, resume)
+        writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=run.global_step())
+        try:
+            while run.state.epoch < config.train.epochs:
+                _train_epoch(run, writer, progress)
+                _end_epoch(run, writer)
+        finally:
+            writer.close()
+        log.info("finished %d epochs; best val R@1 %s; run folder %s", config.train.epochs,
+                 run.state.best_r1, run_dir)
+        return TrainResult(run_dir=run_dir, best_r1=run.state.best_r1, history=run.state.history)
+
+
+def _loader(run: RunSetup, group_index: int) -> DataLoader:
+    train = run.config.train
+    batches = GroupBatches(run.split, run.split.group(group_index), train.batch_size, train.image_size,
+                           train.seed, run.state.epoch)
+    workers = train.num_workers
+    return DataLoader(
+        batches, batch_size=None, sampler=range(run.state.iteration, train.iterations_per_epoch),
+        num_workers=workers, pin_memory=run.device.type == "cuda", prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+
+
+def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.Module,
+                classifier_optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor) -> float:
+    state, train = run.state, run.config.train
+    images = images.to(run.device, non_blocking=True)
+    labels = labels.to(run.device, non_blocking=True)
+    images = augment(images, seeding.generator(train.seed, state.epoch, state.iteration, seeding.AUGMENT))
+    if train.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    state.model_optimizer.zero_grad(set_to_none=True)
+    classifier_optimizer.zero_grad(set_to_none=True)
+    with autocast(run.device, run.precision):
+        descriptors = state.model(images)
+        logits = classifier(descriptors.float(), labels)
+        loss = F.cross_entropy(logits, labels)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"the loss became {value} at epoch {state.epoch}, iteration {state.iteration}; training stopped. "
+            f"The last good checkpoint is {run.run_dir / ckpt.LAST}; lower --lr or --classifiers-lr, "
+            "or use --precision fp32"
+        )
+    state.scaler.scale(loss).backward()
+    state.scaler.step(state.model_optimizer)
+    state.scaler.step(classifier_optimizer)
+    state.scaler.update()
+    return value
+
+
+def _train_epoch(run: RunSetup, writer: SummaryWriter, progress: bool) -> None:
+    state, train = run.state, run.config.train
+    group_index = state.epoch % run.config.split.groups_num
+    classifier = state.classifiers[group_index]
+    classifier_optimizer = state.classifier_optimizers[group_index]
+    move_classifier(classifier, classifier_optimizer, run.device)
+    state.model.train()
+    augment = BatchAugmentation(run.config.augment, train.image_size)
+    bar = tqdm(total=train.iterations_per_epoch, initial=state.iteration, disable=not progress,
+               desc=f"epoch {state.epoch + 1}/{train.epochs} group {group_index}", unit="batch",
+               dynamic_ncols=True)
+    start = time.perf_counter()
+    seconds_before = state.epoch_seconds
+    for images, labels in _loader(run, group_index):
+        loss = _train_step(run, augment, classifier, classifier_optimizer, images, labels)
+        state.iteration += 1
+        state.epoch_loss_sum += loss * len(labels)
+        state.epoch_images += len(labels)
+        state.epoch_seconds = seconds_before + time.perf_counter() - start
+        writer.add_scalar("train/loss", loss, run.global_step())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{state.epoch_images / max(state.epoch_seconds, 1e-9):.1f}")
+        if train.checkpoint_every and state.iteration % train.checkpoint_every == 0 \
+                and state.iteration < train.iterations_per_epoch:
+            run.save_last()
+    bar.close()
+    move_classifier(classifier, classifier_optimizer, torch.device("cpu"))
+
+
+def _end_epoch(run: RunSetup, writer: SummaryWriter) -> None:
+    state, config = run.state, run.config
+    row: dict[str, Any] = {
+        "epoch": state.epoch + 1,
+        "group": state.epoch % config.split.groups_num,
+        "loss": state.epoch_loss_sum / max(state.epoch_images, 1),
+        "images_per_s": state.epoch_images / max(state.epoch_seconds, 1e-9),
+        "lr": state.model_optimizer.param_groups[0]["lr"],
+        "classifiers_lr": config.optim.classifiers_lr,
+    }
+    improved = False
+    if run.val_set is not None:
+        result = evaluate_model(state.model, run.val_set, run.eval_config, run.device, run.precision)
+        row.update({f"val_R@{n}": r for n, r in result.recalls.items()})
+        row["val_seconds"] = result.seconds
+        improved = state.best_r1 is None or result.recalls[1] > state.best_r1
+        if improved:
+            state.best_r1 = result.recalls[1]
+        log.info("epoch %d: loss %.4f, val R@1 %.1f R@5 %.1f, %.1f images/s", row["epoch"], row["loss"],
+                 result.recalls[1], result.recalls.get(5, float("nan")), row["images_per_s"])
+    else:
+        log.info("epoch %d: loss %.4f, %.1f images/s (no val set)", row["epoch"], row["loss"], row["images_per_s"])
+    for key, value in row.items():
+        if key != "epoch":
+            writer.add_scalar(f"epoch/{key}", value, row["epoch"])
+    state.history.append(row)
+    state.epoch += 1
+    state.iteration = 0
+    state.epoch_loss_sum, state.epoch_images, state.epoch_seconds = 0.0, 0, 0.0
+    run_files.write_metrics_csv(run.run_dir / run_files.METRICS, state.history)
+    plot_curves({run.run_dir.name: state.history}, run.run_dir / run_files.CURVES)
+    if improved or run.val_set is None:
+        ckpt.write_checkpoint(run.checkpoint_state(), run.run_dir / ckpt.BEST)
+    run.save_last()
