@@ -51,7 +51,7 @@ def test_damaged_checkpoint_is_a_clear_error_naming_the_file(tmp_path: Path, dam
     data = path.read_bytes()
     damaged = {"truncate": data[: len(data) // 2], "garbage": b"\x00junk" * 100, "empty": b""}[damage]
     path.write_bytes(damaged)
-    with pytest.raises(CheckpointError, match="last.pt: corrupted or truncated"):
+    with pytest.raises(CheckpointError, match=r"last\.pt: corrupted or truncated"):
         ckpt.read_checkpoint(path)
 
 
@@ -78,7 +78,7 @@ def test_foreign_file_and_missing_file(tmp_path: Path) -> None:
         ckpt.read_checkpoint(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not found"):
         ckpt.read_checkpoint(tmp_path / "missing.pt")
-    with pytest.raises(CheckpointError, match="neither best.pt nor last.pt"):
+    with pytest.raises(CheckpointError, match=r"neither best\.pt nor last\.pt"):
         ckpt.resolve_checkpoint(tmp_path)
 
 

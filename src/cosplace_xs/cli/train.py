@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from cosplace_xs.cli.run_options import add_run_arguments, run_config_from_args
@@ -36,8 +37,11 @@ def prepare(args: argparse.Namespace) -> tuple[RunConfig, Path, bool]:
     config = run_config_from_args(args)
     if args.dataset is not None:
         config = config.replace({"train.dataset": str(args.dataset)})
+    launched_by_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if launched_by_torchrun and args.run_dir is None:
+        raise ConfigError("under torchrun, pass --run-dir so that every process writes to the same run folder")
     if args.run_dir is not None:
-        if (args.run_dir / run_files.CONFIG).exists():
+        if (args.run_dir / run_files.CONFIG).exists() and os.environ.get("RANK", "0") == "0":
             raise ConfigError(f"--run-dir {args.run_dir}: already holds a run; use --resume {args.run_dir} "
                               "to continue it, or choose another folder")
         args.run_dir.mkdir(parents=True, exist_ok=True)

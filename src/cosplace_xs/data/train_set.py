@@ -29,7 +29,7 @@ class GroupBatches(Dataset):
     (drop_last, reshuffled each time they run out), one seeded random image per class."""
 
     def __init__(self, split: TrainSplit, group: Group, batch_size: int, image_size: int, seed: int,
-                 epoch: int) -> None:
+                 epoch: int, part: slice = slice(None)) -> None:
         if len(group.class_ids) < batch_size:
             raise ConfigError(f"--batch-size={batch_size} exceeds the {len(group.class_ids)} classes of the group")
         self.paths = split.image_paths
@@ -38,6 +38,7 @@ class GroupBatches(Dataset):
         self.image_size = image_size
         self.seed = seed
         self.epoch = epoch
+        self.part = part  # this process's share of each batch under distributed training
         self.batches_per_pass = len(group.class_ids) // batch_size
 
     def classes_of_batch(self, iteration: int) -> torch.Tensor:
@@ -51,6 +52,7 @@ class GroupBatches(Dataset):
         classes = self.classes_of_batch(iteration)
         rng = seeding.generator(self.seed, self.epoch, iteration, seeding.DATA)
         picks = torch.rand(len(classes), generator=rng)
+        classes, picks = classes[self.part], picks[self.part]
         images = []
         for class_index, pick in zip(classes.tolist(), picks.tolist(), strict=True):
             members = self.group.class_images[class_index]

@@ -24,9 +24,15 @@ from cosplace_xs.errors import TrainingDivergedError
 from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
+from cosplace_xs.training.distributed import (
+    average_gradients,
+    average_value,
+    barrier,
+    init_distributed,
+    shutdown,
+)
 from cosplace_xs.training.optim import move_classifier
 from cosplace_xs.training.setup import RunSetup, prepare_run
-from cosplace_xs.training.state import TrainingState, state_dict
 from cosplace_xs.visualize.curves import plot_curves
 
 log = logging.getLogger(__name__)
@@ -44,15 +50,20 @@ class TrainResult:
 def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (or resume) a run in `run_dir`; checkpoints `last.pt` every `checkpoint_every` iterations and
     at each epoch end, `best.pt` whenever val R@1 improves."""
-    with run_files.RunLogFile(run_dir):
-        run = prepare_run(config, run_dir, resume)
-        writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=run.global_step())
+    context, device_name = init_distributed(config.train.device)
+    with run_files.RunLogFile(run_dir, enabled=context.is_main):
+        run = prepare_run(config, run_dir, resume, context, device_name)
+        writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=run.global_step()) \
+            if context.is_main else None
         try:
             while run.state.epoch < config.train.epochs:
-                _train_epoch(run, writer, progress)
+                _train_epoch(run, writer, progress and context.is_main)
                 _end_epoch(run, writer)
+                barrier(context)
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
+            shutdown(context)
         log.info("finished %d epochs; best val R@1 %s; run folder %s", config.train.epochs,
                  run.state.best_r1, run_dir)
         return TrainResult(run_dir=run_dir, best_r1=run.state.best_r1, history=run.state.history)
@@ -61,7 +72,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
 def _loader(run: RunSetup, group_index: int) -> DataLoader:
     train = run.config.train
     batches = GroupBatches(run.split, run.split.group(group_index), train.batch_size, train.image_size,
-                           train.seed, run.state.epoch)
+                           train.seed, run.state.epoch, run.context.batch_slice(train.batch_size))
     workers = train.num_workers
     return DataLoader(
         batches, batch_size=None, sampler=range(run.state.iteration, train.iterations_per_epoch),
@@ -75,16 +86,17 @@ def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.
     state, train = run.state, run.config.train
     images = images.to(run.device, non_blocking=True)
     labels = labels.to(run.device, non_blocking=True)
-    images = augment(images, seeding.generator(train.seed, state.epoch, state.iteration, seeding.AUGMENT))
+    images = augment(images, seeding.generator(train.seed, state.epoch, state.iteration, seeding.AUGMENT,
+                                               run.context.rank))
     if train.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     state.model_optimizer.zero_grad(set_to_none=True)
     classifier_optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.precision):
-        descriptors = state.model(images)
+        descriptors = run.train_model(images)
         logits = classifier(descriptors.float(), labels)
         loss = F.cross_entropy(logits, labels)
-    value = loss.item()
+    value = average_value(loss.item(), run.context, run.device)
     if not math.isfinite(value):
         raise TrainingDivergedError(
             f"the loss became {value} at epoch {state.epoch}, iteration {state.iteration}; training stopped. "
@@ -92,13 +104,14 @@ def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.
             "or use --precision fp32"
         )
     state.scaler.scale(loss).backward()
+    average_gradients(classifier.parameters(), run.context)
     state.scaler.step(state.model_optimizer)
     state.scaler.step(classifier_optimizer)
     state.scaler.update()
     return value
 
 
-def _train_epoch(run: RunSetup, writer: SummaryWriter, progress: bool) -> None:
+def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) -> None:
     state, train = run.state, run.config.train
     group_index = state.epoch % run.config.split.groups_num
     classifier = state.classifiers[group_index]
@@ -114,10 +127,12 @@ def _train_epoch(run: RunSetup, writer: SummaryWriter, progress: bool) -> None:
     for images, labels in _loader(run, group_index):
         loss = _train_step(run, augment, classifier, classifier_optimizer, images, labels)
         state.iteration += 1
-        state.epoch_loss_sum += loss * len(labels)
-        state.epoch_images += len(labels)
+        batch = len(labels) * run.context.world_size
+        state.epoch_loss_sum += loss * batch
+        state.epoch_images += batch
         state.epoch_seconds = seconds_before + time.perf_counter() - start
-        writer.add_scalar("train/loss", loss, run.global_step())
+        if writer is not None:
+            writer.add_scalar("train/loss", loss, run.global_step())
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{state.epoch_images / max(state.epoch_seconds, 1e-9):.1f}")
         if train.checkpoint_every and state.iteration % train.checkpoint_every == 0 \
@@ -127,7 +142,8 @@ def _train_epoch(run: RunSetup, writer: SummaryWriter, progress: bool) -> None:
     move_classifier(classifier, classifier_optimizer, torch.device("cpu"))
 
 
-def _end_epoch(run: RunSetup, writer: SummaryWriter) -> None:
+def _end_epoch(run: RunSetup, writer: SummaryWriter | None) -> None:
+    """Validate, record the epoch's metrics, and checkpoint (on the main process only)."""
     state, config = run.state, run.config
     row: dict[str, Any] = {
         "epoch": state.epoch + 1,
@@ -149,13 +165,15 @@ def _end_epoch(run: RunSetup, writer: SummaryWriter) -> None:
                  result.recalls[1], result.recalls.get(5, float("nan")), row["images_per_s"])
     else:
         log.info("epoch %d: loss %.4f, %.1f images/s (no val set)", row["epoch"], row["loss"], row["images_per_s"])
-    for key, value in row.items():
-        if key != "epoch":
-            writer.add_scalar(f"epoch/{key}", value, row["epoch"])
     state.history.append(row)
     state.epoch += 1
     state.iteration = 0
     state.epoch_loss_sum, state.epoch_images, state.epoch_seconds = 0.0, 0, 0.0
+    if writer is None:
+        return
+    for key, value in row.items():
+        if key != "epoch":
+            writer.add_scalar(f"epoch/{key}", value, row["epoch"])
     run_files.write_metrics_csv(run.run_dir / run_files.METRICS, state.history)
     plot_curves({run.run_dir.name: state.history}, run.run_dir / run_files.CURVES)
     if improved or run.val_set is None:

@@ -55,8 +55,8 @@ def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
 class RunLogFile:
     """Copies the toolkit's log records into the run folder's `train.log` while a run lasts."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.handler = logging.FileHandler(run_dir / LOG)
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+        self.handler = logging.FileHandler(run_dir / LOG) if enabled else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.logger = logging.getLogger("cosplace_xs")
 

@@ -21,6 +21,7 @@ from cosplace_xs.errors import BadImageError, CheckpointError
 from cosplace_xs.model.network import build_model
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
+from cosplace_xs.training.distributed import DistributedContext, wrap_model
 from cosplace_xs.training.state import TrainingState, new_state, restore, state_dict
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class RunSetup:
     val_set: TestSet | None
     eval_config: EvalConfig
     state: TrainingState
+    context: DistributedContext
+    train_model: torch.nn.Module  # the model, wrapped in DDP under distributed training
 
     def global_step(self) -> int:
         return self.state.epoch * self.config.train.iterations_per_epoch + self.state.iteration
@@ -47,7 +50,8 @@ class RunSetup:
         return state_dict(self.state, self.config, self.split_key)
 
     def save_last(self) -> None:
-        ckpt.write_checkpoint(self.checkpoint_state(), self.run_dir / ckpt.LAST, keep_previous=True)
+        if self.context.is_main:
+            ckpt.write_checkpoint(self.checkpoint_state(), self.run_dir / ckpt.LAST, keep_previous=True)
 
 
 def _usable_images(train_dir: Path, skip_bad: bool, run_dir: Path) -> list[Path]:
@@ -57,6 +61,7 @@ def _usable_images(train_dir: Path, skip_bad: bool, run_dir: Path) -> list[Path]
     if report.ok:
         return images
     bad = report.bad_paths()
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / run_files.BAD_IMAGES).write_text(report.format() + "\n")
     if not skip_bad:
         raise BadImageError(
@@ -88,9 +93,10 @@ def _configure_determinism(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def prepare_run(config: RunConfig, run_dir: Path, resume: bool) -> RunSetup:
+def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: DistributedContext,
+                device_name: str) -> RunSetup:
     """Check data and options, build the split, model and state; restore the last checkpoint on resume."""
-    device = resolve_device(config.train.device)
+    device = resolve_device(device_name)
     precision = resolve_precision(config.train.precision, device)
     _configure_determinism(device)
     train_dir = require_train_dir(discover_dataset(config.train.dataset))
@@ -99,7 +105,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool) -> RunSetup:
     split.check_groups_num(config.split.groups_num)
     check_batch_fits(split, config.split.groups_num, config.train.batch_size)
     log.info("split:\n%s", split.summary())
-    val_set = _load_val_set(config)
+    val_set = _load_val_set(config) if context.is_main else None
     eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
 
     torch.manual_seed(config.train.seed)  # torchvision and CosFace initialise weights from the global RNG
@@ -109,10 +115,13 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool) -> RunSetup:
         model = model.to(memory_format=torch.channels_last)
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
     state = new_state(model, classes, config, device)
-    run = RunSetup(config, run_dir, device, precision, split, split.cache_key, val_set, eval_config, state)
+    context.batch_slice(config.train.batch_size)
+    run = RunSetup(config, run_dir, device, precision, split, split.cache_key, val_set, eval_config, state,
+                   context, wrap_model(model, context))
     if resume:
         _resume(run)
-    config.save(run_dir / run_files.CONFIG)
+    if context.is_main:
+        config.save(run_dir / run_files.CONFIG)
     return run
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 PANELS = (("loss", "training loss"), ("val_R@1", "val Recall@1 (%)"), ("val_R@5", "val Recall@5 (%)"),
           ("images_per_s", "training images/s"))
