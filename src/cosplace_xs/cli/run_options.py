@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from cosplace_xs.cli.augment_options import add_augment_arguments, augment_config_from_args
 from cosplace_xs.config import OPTIMIZERS, PRECISIONS, RunConfig
 
 # group.field -> flag, where the plain field name would be ambiguous or unlike CosPlace's spelling
@@ -48,6 +49,8 @@ def _fields() -> list[tuple[str, dataclasses.Field, Any]]:
     result = []
     for group in dataclasses.fields(RunConfig):
         group_default = getattr(defaults, group.name)
+        if group.name == "augment":  # its own helper adds these, with --no-augmentation
+            continue
         for item in dataclasses.fields(group_default):
             key = f"{group.name}.{item.name}"
             if key not in SKIPPED:
@@ -79,12 +82,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs["type"] = int if key == "eval.image_size" else type(default)
         groups[group].add_argument(_flag(key), **kwargs)
+    add_augment_arguments(parser)
 
 
 def run_config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
     """Defaults, then the `--config` file, then the flags actually given."""
     config = base or (RunConfig.load(args.config) if getattr(args, "config", None) else RunConfig())
-    overrides = {key: value for key, value in vars(args).items() if "." in key}
+    overrides = {key: value for key, value in vars(args).items() if "." in key and not key.startswith("augment.")}
     if isinstance(overrides.get("eval.recall_values"), list):
         overrides["eval.recall_values"] = tuple(overrides["eval.recall_values"])
-    return config.replace(overrides, "command line")
+    config = config.replace(overrides, "command line")
+    return dataclasses.replace(config, augment=augment_config_from_args(args, config.augment))

@@ -1,0 +1,133 @@
+"""Batch augmentation of training images on their own device, with per-image random parameters.
+
+Fixed order: colour jitter (brightness, contrast, saturation, hue) -> random resized crop + rotation (one
+affine warp) -> flips -> cutout -> Gaussian noise -> ImageNet normalisation. Colour jitter uses that fixed
+order of its four ops, where torchvision's ColorJitter shuffles them per call: a fixed order keeps the
+batch one set of tensor ops. Images larger than the warp needs are first shrunk (antialiased, before the
+conversion to float, so uint8 batches are resized as uint8), see `geometry.shrink_for_warp`. Random
+parameters come from a CPU generator, so a seed gives the same parameters on every device; the Gaussian
+noise itself is drawn on the images' device from a seed taken from that generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from cosplace_xs.augment import color, geometry
+from cosplace_xs.augment.occlusion import cutout
+from cosplace_xs.augment.params import AugmentParams, sample_params
+from cosplace_xs.config import AugmentConfig
+from cosplace_xs.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """A float32 copy in [0, 1] of uint8 images (divided by 255) or of float images (taken as they are)."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    return images.to(torch.float32, copy=True)
+
+
+def _stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return mean, std
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalisation of uint8 or [0, 1] float images (B, 3, H, W) or (3, H, W), as float32."""
+    images = to_float(images)
+    mean, std = _stats(images)
+    return images.sub_(mean.view(3, 1, 1)).div_(std.view(3, 1, 1))
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Undo `normalize`: back to [0, 1] (clamped), for display."""
+    mean, std = _stats(images)
+    return (images * std.view(3, 1, 1) + mean.view(3, 1, 1)).clamp_(0, 1)
+
+
+def describe(config: AugmentConfig) -> str:
+    """The active operations and their settings in one line, e.g. for a figure title or a log."""
+    parts = []
+    if config.color_jitter:
+        parts.append(f"ColorJitter(b={config.brightness:g}, c={config.contrast:g}, s={config.saturation:g}, "
+                     f"h={config.hue:g})")
+    if config.random_resized_crop:
+        parts.append(f"RandomResizedCrop(scale={config.crop_scale_min:g}-{config.crop_scale_max:g})")
+    if config.rotation:
+        parts.append(f"Rotation(±{config.rotation_degrees:g}°)")
+    if config.horizontal_flip:
+        parts.append("HorizontalFlip")
+    if config.vertical_flip:
+        parts.append("VerticalFlip")
+    if config.cutout:
+        parts.append(f"Cutout({config.cutout_size}px, p={config.cutout_p:g})")
+    if config.gaussian_noise:
+        parts.append(f"GaussianNoise(std={config.noise_std:g})")
+    return ", ".join(parts) or "no augmentation"
+
+
+class BatchAugmentation(nn.Module):
+    """The paper's training augmentation (Table 2) for a whole batch at once, output `output_size` squared."""
+
+    def __init__(self, config: AugmentConfig, output_size: int) -> None:
+        super().__init__()
+        if config.cutout and config.cutout_size > output_size:
+            raise ConfigError(f"option --cutout-size={config.cutout_size} is larger than the {output_size}-pixel "
+                              "training images; lower --cutout-size or raise --image-size")
+        self.config = config
+        self.output_size = output_size
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment uint8 or [0, 1] float images (B, 3, H, W); float32 normalised (B, 3, S, S), same device."""
+        height, width = images.shape[-2:]
+        params = sample_params(self.config, images.shape[0], height, width, self.output_size, generator)
+        return self.apply_params(images, params)
+
+    def apply_params(self, images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+        """The augmentation with given parameters (as `sample_params` draws them)."""
+        config, size = self.config, self.output_size
+        height, width = images.shape[-2:]
+        warped = config.random_resized_crop or config.rotation
+        if warped:
+            # keep about `size` pixels across the smallest crop the sampler can draw
+            side = size / math.sqrt(config.crop_scale_min) if config.random_resized_crop else size
+            x = to_float(geometry.shrink_for_warp(images, math.ceil(side)))
+        else:
+            x = to_float(geometry.resize(images, size, size))
+        if config.color_jitter:
+            x = self._jitter(x, params)
+        if warped:
+            matrices = geometry.warp_matrices(params.boxes, params.angles, height, width)
+            x = geometry.warp(x, matrices, size)
+        if config.horizontal_flip:
+            x = geometry.flip(x, params.horizontal_flip, -1)
+        if config.vertical_flip:
+            x = geometry.flip(x, params.vertical_flip, -2)
+        if config.cutout:
+            x = cutout(x, params.cutout, params.cutout_top, params.cutout_left, config.cutout_size)
+        if config.gaussian_noise and config.noise_std > 0:
+            noise_generator = torch.Generator(device=x.device).manual_seed(params.noise_seed)
+            noise = torch.randn(x.shape, generator=noise_generator, device=x.device, dtype=x.dtype)
+            x = x.add_(noise, alpha=config.noise_std).clamp_(0, 1)
+        mean, std = _stats(x)
+        return x.sub_(mean).div_(std)
+
+    def _jitter(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+        config, device = self.config, x.device
+        # an op whose factor range is a single neutral value is skipped: hue == 0 avoids the HSV round trip
+        if config.brightness > 0:
+            x = color.adjust_brightness(x, params.brightness.to(device))
+        if config.contrast > 0:
+            x = color.adjust_contrast(x, params.contrast.to(device))
+        if config.saturation > 0:
+            x = color.adjust_saturation(x, params.saturation.to(device))
+        if config.hue > 0:
+            x = color.adjust_hue(x, params.hue.to(device))
+        return x

@@ -1,0 +1,53 @@
+"""Flags generated from RunConfig: names users know, precedence defaults < --config < flags."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cosplace_xs.cli.run_options import add_run_arguments, run_config_from_args
+from cosplace_xs.config import RunConfig
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_cosplace_flag_names_map_to_their_options() -> None:
+    config = run_config_from_args(_parse([
+        "--M", "15", "--alpha", "45", "--N", "3", "--L", "1", "--groups-num", "2", "--fc-output-dim", "128",
+        "--iterations-per-epoch", "7", "--classifiers-lr", "0.02", "--cosface-s", "20", "--cosface-m", "0.3",
+        "--optimizer", "asgd", "--no-rotation", "--horizontal-flip", "--no-pretrained", "--recall-values", "1", "3",
+        "--eval-image-size", "64",
+    ]))
+    assert (config.split.M, config.split.alpha, config.split.N, config.split.L, config.split.groups_num) == (
+        15, 45, 3, 1, 2)
+    assert config.model.fc_output_dim == 128 and config.model.pretrained == "none"
+    assert config.train.iterations_per_epoch == 7 and config.optim.classifiers_lr == 0.02
+    assert (config.loss.s, config.loss.m, config.optim.optimizer) == (20.0, 0.3, "asgd")
+    assert config.augment.rotation is False and config.augment.horizontal_flip is True
+    assert config.eval.recall_values == (1, 3) and config.eval.image_size == 64
+
+
+def test_config_file_then_flags(tmp_path: Path) -> None:
+    RunConfig().replace({"split.alpha": 60, "optim.lr": 0.5}).save(tmp_path / "c.yaml")
+    config = run_config_from_args(_parse(["--config", str(tmp_path / "c.yaml"), "--lr", "0.25"]))
+    assert config.split.alpha == 60  # from the file, not overwritten by the flag's default
+    assert config.optim.lr == 0.25  # the flag given wins over the file
+    assert config.split.M == 10  # default
+
+
+def test_bad_choice_is_rejected_by_the_parser() -> None:
+    with pytest.raises(SystemExit):
+        _parse(["--optimizer", "lbfgs"])
+
+
+def test_no_augmentation_then_a_switch_back_on() -> None:
+    config = run_config_from_args(_parse(["--no-augmentation", "--cutout", "--cutout-size", "8"]))
+    augment = config.augment
+    assert augment.cutout and augment.cutout_size == 8
+    assert not (augment.color_jitter or augment.random_resized_crop or augment.rotation)
