@@ -13,8 +13,10 @@ from cosplace_xs.errors import CosplaceError
 COMMANDS = (
     "synth",
     "check_dataset",
+    "split_info",
     "train",
     "demo",
+    "augment_preview",
 )
 
 

@@ -116,7 +116,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
     state = new_state(model, classes, config, device)
     context.batch_slice(config.train.batch_size)
-    run = RunSetup(config, run_dir, device, precision, split, split.cache_key, val_set, eval_config, state,
+    run = RunSetup(config, run_dir, device, precision, split, split.split_key, val_set, eval_config, state,
                    context, wrap_model(model, context))
     if resume:
         _resume(run)

@@ -1,0 +1,35 @@
+"""`cosplace-xs check-dataset`: list every problem of a dataset's images at once, without training."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from cosplace_xs.data.scan import scan_folder
+from cosplace_xs.errors import ConfigError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check-dataset", help="check every image of a dataset (names, decoding, folders) and list all problems",
+        description=__doc__ + " Exit status 1 when a file or folder is unusable, 0 otherwise.")
+    parser.add_argument("folder", type=Path, metavar="DIR",
+                        help="dataset root (train/, val/, test/ with database/ and queries/) or any folder of images")
+    parser.add_argument("--strict", action="store_true",
+                        help="also exit 1 on warnings (non-image files, duplicate names, symbolic link loops)")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding threads")
+    parser.add_argument("--limit", type=int, default=50, help="problems shown per kind (0: all)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise ConfigError(f"option --workers={args.workers} is out of range: >= 1")
+    if args.limit < 0:
+        raise ConfigError(f"option --limit={args.limit} is out of range: >= 0 (0 shows all)")
+    report = scan_folder(args.folder, progress=not args.no_progress, workers=args.workers)
+    print(report.format(limit=args.limit or None))
+    failed = not report.ok or (args.strict and report.num_warnings > 0)
+    return 1 if failed else 0

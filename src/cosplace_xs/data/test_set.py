@@ -1,0 +1,98 @@
+"""A retrieval test set: database and query images with UTM positions, and each query's positives.
+
+Positives of a query are the database images within `positive_dist_threshold` metres (Euclidean on UTM,
+inclusive), found with scikit-learn's radius search as in CosPlace (DESIGN section 5).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from cosplace_xs.data.layout import find_test_set, list_images
+from cosplace_xs.data.names import parse_name
+from cosplace_xs.errors import BadFileNameError, ConfigError
+
+log = logging.getLogger(__name__)
+
+BAD_NAMES_SHOWN = 20
+
+
+@dataclass(frozen=True, eq=False)
+class TestSet:
+    """Database and queries of one test set (paths sorted), their UTM (east, north) and the positives."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    name: str
+    database_paths: tuple[Path, ...]
+    queries_paths: tuple[Path, ...]
+    database_utm: np.ndarray  # (num_database, 2) float64 east, north
+    queries_utm: np.ndarray  # (num_queries, 2)
+    positive_dist_threshold: float
+    positives: tuple[np.ndarray, ...]  # per query: int64 database indices within the threshold, nearest first
+
+    @property
+    def num_database(self) -> int:
+        return len(self.database_paths)
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.queries_paths)
+
+    @property
+    def queries_without_positives(self) -> int:
+        return sum(len(p) == 0 for p in self.positives)
+
+
+def read_utm(paths: list[Path], what: str, folder: Path) -> np.ndarray:
+    """(len(paths), 2) float64 UTM east, north from the file names; every bad name is listed in one error."""
+    utm, bad = np.empty((len(paths), 2), dtype=np.float64), []
+    for row, path in enumerate(paths):
+        try:
+            name = parse_name(path)
+        except BadFileNameError as error:
+            bad.append(f"  {path.relative_to(folder)}: {str(error).removeprefix(path.name + ': ')}")
+            continue
+        utm[row] = name.utm_east, name.utm_north
+    if bad:
+        more = f"\n  ... and {len(bad) - BAD_NAMES_SHOWN} more" if len(bad) > BAD_NAMES_SHOWN else ""
+        raise BadFileNameError(
+            f"{len(bad)} of {len(paths)} {what} in {folder} have a bad file name (UTM east and north are required: "
+            "@utm_east@utm_north@zone@letter@...@.jpg):\n" + "\n".join(bad[:BAD_NAMES_SHOWN]) + more
+            + "\nRename or remove them (`cosplace-xs check-dataset` lists every problem)"
+        )
+    return utm
+
+
+def find_positives(database_utm: np.ndarray, queries_utm: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    """Per query, the database indices within `threshold` metres (inclusive), by distance then index."""
+    # UTM coordinates are ~10^6 m: centring keeps centimetre precision whatever distance algorithm sklearn picks
+    origin = database_utm.mean(axis=0)
+    knn = NearestNeighbors().fit(database_utm - origin)
+    distances, indices = knn.radius_neighbors(queries_utm - origin, radius=threshold, return_distance=True)
+    return tuple(i[np.lexsort((i, d))].astype(np.int64) for d, i in zip(distances, indices, strict=True))
+
+
+def load_test_set(path: str | Path, positive_dist_threshold: float = 25.0, split: str = "test") -> TestSet:
+    """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/`."""
+    if not positive_dist_threshold > 0:
+        raise ConfigError(f"option --positive-dist-threshold={positive_dist_threshold} is out of range: > 0 metres")
+    paths = find_test_set(path, split)
+    database = list_images(paths.database_dir, "database images")
+    queries = list_images(paths.queries_dir, "query images")
+    database_utm = read_utm(database, "database images", paths.database_dir)
+    queries_utm = read_utm(queries, "query images", paths.queries_dir)
+    positives = find_positives(database_utm, queries_utm, positive_dist_threshold)
+    test_set = TestSet(paths.name, tuple(database), tuple(queries), database_utm, queries_utm,
+                       float(positive_dist_threshold), positives)
+    if test_set.queries_without_positives:
+        log.warning("%s: %d of %d queries have no database image within %g m; they count as misses in Recall@N",
+                    test_set.name, test_set.queries_without_positives, test_set.num_queries, positive_dist_threshold)
+    log.info("test set %s: %d database images, %d queries", test_set.name, test_set.num_database,
+             test_set.num_queries)
+    return test_set

@@ -1,0 +1,111 @@
+"""Dataset folders: image listing (sorted, any depth, symlink loops), test sets and dataset roots."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from cosplace_xs.data.layout import discover_dataset, find_test_set, list_images, require_train_dir
+from cosplace_xs.errors import DatasetLayoutError
+
+
+def _touch(*paths: Path) -> None:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def test_images_at_any_depth_sorted_by_path(tmp_path: Path) -> None:
+    _touch(tmp_path / "b.jpg", tmp_path / "a" / "z.JPG", tmp_path / "a.png", tmp_path / "a" / "b" / "c.jpeg",
+           tmp_path / "A.jpg")
+    assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == [
+        "A.jpg", "a.png", "a/b/c.jpeg", "a/z.JPG", "b.jpg"]  # plain string order of the paths ("." < "/")
+
+
+def test_non_image_files_are_ignored_with_a_warning_naming_them(tmp_path: Path, caplog) -> None:
+    _touch(tmp_path / "x.jpg", tmp_path / "notes.txt", tmp_path / "d" / "Thumbs.db")
+    with caplog.at_level(logging.WARNING):
+        assert list_images(tmp_path) == [tmp_path / "x.jpg"]
+    assert "ignored 2 non-image files" in caplog.text
+    assert "notes.txt" in caplog.text and "Thumbs.db" in caplog.text
+
+
+def test_missing_folder_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(DatasetLayoutError, match=f"{tmp_path / 'nowhere'}: folder of database images not found"):
+        list_images(tmp_path / "nowhere", "database images")
+
+
+def test_folder_without_images_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    _touch(tmp_path / "only_text" / "readme.txt")
+    with pytest.raises(DatasetLayoutError, match=f"{tmp_path / 'empty'}: holds no image"):
+        list_images(tmp_path / "empty")
+    with pytest.raises(DatasetLayoutError, match=f"{tmp_path / 'only_text'}: holds no image .* expected the queries"):
+        list_images(tmp_path / "only_text", "queries")
+
+
+def test_a_symlink_loop_ends_and_lists_each_image_once(tmp_path: Path, caplog) -> None:
+    _touch(tmp_path / "a" / "x.jpg", tmp_path / "b" / "y.jpg")
+    os.symlink(tmp_path, tmp_path / "a" / "loop")  # points back to an ancestor
+    with caplog.at_level(logging.WARNING):
+        images = list_images(tmp_path)
+    assert images == [tmp_path / "a" / "x.jpg", tmp_path / "b" / "y.jpg"]
+    assert "symlink loop" in caplog.text
+
+
+def test_a_symlinked_folder_is_followed(tmp_path: Path) -> None:
+    _touch(tmp_path / "elsewhere" / "x.jpg")
+    (tmp_path / "train").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "train" / "part")
+    assert list_images(tmp_path / "train") == [tmp_path / "train" / "part" / "x.jpg"]
+
+
+def test_find_test_set_from_the_set_folder_or_a_dataset_root(tmp_path: Path) -> None:
+    (tmp_path / "sf_xs" / "test" / "database").mkdir(parents=True)
+    (tmp_path / "sf_xs" / "test" / "queries").mkdir()
+    direct = find_test_set(tmp_path / "sf_xs" / "test")
+    assert direct.name == "sf_xs/test"
+    assert direct.database_dir == tmp_path / "sf_xs" / "test" / "database"
+    assert direct.queries_dir == tmp_path / "sf_xs" / "test" / "queries"
+    from_root = find_test_set(tmp_path / "sf_xs")
+    assert (from_root.name, from_root.database_dir) == ("sf_xs", direct.database_dir)
+
+
+def test_sf_xl_queries_v1_is_found(tmp_path: Path) -> None:
+    (tmp_path / "sf_xl" / "test" / "database").mkdir(parents=True)
+    (tmp_path / "sf_xl" / "test" / "queries_v1").mkdir()
+    assert find_test_set(tmp_path / "sf_xl" / "test").queries_dir.name == "queries_v1"
+
+
+def test_not_a_test_set_says_which_folders_are_expected(tmp_path: Path) -> None:
+    (tmp_path / "val" / "database").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match=f"expected the folders {tmp_path / 'val'}/database and .*/queries"):
+        find_test_set(tmp_path / "val")
+    with pytest.raises(DatasetLayoutError, match="test set folder not found"):
+        find_test_set(tmp_path / "missing")
+
+
+def test_discover_dataset_finds_train_val_and_test(tmp_path: Path, caplog) -> None:
+    for folder in ("train", "val/database", "val/queries", "test/database"):
+        (tmp_path / folder).mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        paths = discover_dataset(tmp_path)
+    assert paths.train_dir == tmp_path / "train"
+    assert paths.val is not None and paths.val.queries_dir == tmp_path / "val" / "queries"
+    assert paths.test is None
+    assert "test: present but without database/ and queries/" in caplog.text
+    assert require_train_dir(paths) == tmp_path / "train"
+
+
+def test_dataset_without_any_split_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetLayoutError, match=r"no train/, val/ or test/ folder"):
+        discover_dataset(tmp_path)
+    with pytest.raises(DatasetLayoutError, match="dataset folder not found"):
+        discover_dataset(tmp_path / "missing")
+    (tmp_path / "test" / "database").mkdir(parents=True)
+    (tmp_path / "test" / "queries").mkdir()
+    with pytest.raises(DatasetLayoutError, match=f"{tmp_path}: no train/ folder; training needs"):
+        require_train_dir(discover_dataset(tmp_path))

@@ -1,0 +1,103 @@
+"""The `@`-separated file-name format: real names from the datasets, bad names, and the round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosplace_xs.data.names import ImageName, format_name, parse_name
+from cosplace_xs.errors import BadFileNameError
+
+# Real names from SF-XL / SF-XS and Tokyo-XS: empty fields, negative longitudes, zero padding, a prefix before
+# the first '@', names that stop after the pano id, and a pano_id field that itself ends in ".jpg".
+REAL_NAMES = (
+    "@0544000.32@4177609.18@10@S@037.74472@-122.50057@NY0VsOD8K4d0YA9fd0CCGA@@0@@@@201708@@.jpg",
+    "@0544000.34@4177604.74@10@S@037.74468@-122.50057@3sdIvmiydNtF1NxpTz5K0A@@0@@@@201104@@.jpg",
+    "@0544401.60@4179659.50@10@S@037.76318@-122.49589@Ve9I6YTL5kabmmjwVqlQhg@@0@@@@201105@@.jpg",
+    "@0547304.31@4176059.72@10@S@037.73059@-122.46317@4uSPwp01xNh3QIi4ncmjuA@@0@@@@201812@@.jpg",
+    "@0551550.00@4182401.73@10@S@037.78752@-122.41454@3ULtJSmh4R9jlvluNLosdg@@0@@@@201104@@.jpg",
+    "@0552300.93@4178405.47@10@S@037.75146@-122.40630@3hCMvCiolz1f-7zJQfEhCw@@0@@@@201412@@.jpg",
+    "@0553602.37@4176200.31@10@S@037.73151@-122.39169@WN6pAtrhOkmBdL2HhY0v8w@@0@@@@200805@@.jpg",
+    "@0549678.37@4180874.60@10@S@037.77386@-122.43590@bZ1VXzxFCSKi9wcz8H5pZA0@201311.jpg",
+    "@0381904.46@3946329.36@54@S@035.65375@0139.69540@00399.jpg@@@@@@@@.jpg",
+    "@0382351.18@3947183.09@54@S@035.66150@0139.70021@00171.jpg@@@@@@@@.jpg",
+    "NIGHT@0381904.46@3946329.36@54@S@035.65375@0139.69540@00405.jpg@@@@@@@@.jpg",
+    "NIGHT@0382063.64@3946397.80@54@S@035.65438@0139.69714@00417.jpg@@@@@@@@.jpg",
+)
+
+
+@pytest.mark.parametrize("name", REAL_NAMES)
+def test_every_real_name_parses(name: str) -> None:
+    parsed = parse_name(name)
+    assert 300_000 < parsed.utm_east < 600_000 and 3_900_000 < parsed.utm_north < 4_200_000
+    assert parsed.utm_zone_letter == "S"
+
+
+def test_fields_of_an_sf_xl_name() -> None:
+    parsed = parse_name("@0544000.32@4177609.18@10@S@037.74472@-122.50057@NY0VsOD8K4d0YA9fd0CCGA@@0@@@@201708@@.jpg",
+                        require_heading=True)
+    assert parsed == ImageName("", 544000.32, 4177609.18, 10, "S", 37.74472, -122.50057, "NY0VsOD8K4d0YA9fd0CCGA", "",
+                               0.0, None, None, None, "201708", "")
+
+
+def test_a_name_that_stops_after_the_pano_id_leaves_the_rest_empty() -> None:
+    parsed = parse_name("@0549678.37@4180874.60@10@S@037.77386@-122.43590@bZ1VXzxFCSKi9wcz8H5pZA0@201311.jpg")
+    assert (parsed.pano_id, parsed.tile_num, parsed.heading, parsed.timestamp) == (
+        "bZ1VXzxFCSKi9wcz8H5pZA0", "201311", None, "")
+    with pytest.raises(BadFileNameError, match="field 'heading' is empty"):
+        parse_name("@0549678.37@4180874.60@10@S@037.77386@-122.43590@bZ1VXzxFCSKi9wcz8H5pZA0@201311.jpg",
+                   require_heading=True)
+
+
+def test_tokyo_names_keep_the_prefix_and_a_pano_id_ending_in_jpg() -> None:
+    night = parse_name("NIGHT@0381904.46@3946329.36@54@S@035.65375@0139.69540@00405.jpg@@@@@@@@.jpg")
+    assert (night.prefix, night.utm_east, night.utm_zone_number, night.lon, night.pano_id) == (
+        "NIGHT", 381904.46, 54, 139.6954, "00405.jpg")
+    assert parse_name("@0381904.46@3946329.36@54@S@035.65375@0139.69540@00399.jpg@@@@@@@@.jpg").prefix == ""
+
+
+def test_only_the_file_name_is_split_not_the_folders() -> None:
+    path = Path("/data/a@1@2/b@3") / "@0551550.00@4182401.73@10@S@@@@@90@@@@@@.JPG"
+    parsed = parse_name(path, require_heading=True)
+    assert (parsed.utm_east, parsed.utm_north, parsed.heading) == (551550.0, 4182401.73, 90.0)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("photo.jpg", "photo.jpg: not in the .* format"),
+    ("@551550.0.jpg", "@551550.0.jpg: not in the .* format"),
+    ("@@4182401.73@10@S@@@@@0@@@@@@.jpg", "field 'utm_east' is empty"),
+    ("@551550.0@north@10@S@@@@@0@@@@@@.jpg", "field 'utm_north' is 'north', not a number"),
+    ("@551550.0@nan@10@S@@@@@0@@@@@@.jpg", "field 'utm_north' is 'nan', not a finite number"),
+    ("@551550.0@4182401.73@ten@S@@@@@0@@@@@@.jpg", "field 'utm_zone_number' is 'ten'"),
+    ("@551550.0@4182401.73@10@S@@@@@361@@@@@@.jpg", r"field 'heading' is 361.0, outside \[0, 360\]"),
+    ("@551550.0@4182401.73@10@S@@@@@-1@@@@@@.jpg", r"field 'heading' is -1.0, outside \[0, 360\]"),
+    ("@551550.0@4182401.73@10@S@@@@@0@@@@@@extra@.jpg", "has 15 '@'-separated fields, at most 14"),
+])
+def test_bad_names_are_errors_naming_the_file_and_the_field(name: str, message: str) -> None:
+    with pytest.raises(BadFileNameError, match=message) as error:
+        parse_name(Path("/data/train") / name)
+    assert str(error.value).startswith(name + ":")
+
+
+def test_heading_is_required_only_when_asked() -> None:
+    name = "@551550.0@4182401.73@10@S@@@@@@@@@@@.jpg"
+    assert parse_name(name).heading is None
+    with pytest.raises(BadFileNameError, match=f"{name}: field 'heading' is empty; it must be a number"):
+        parse_name(name, require_heading=True)
+
+
+def test_headings_0_and_360_are_both_allowed() -> None:
+    assert parse_name("@1.0@2.0@10@S@@@@@360@@@@@@.jpg").heading == 360.0
+    assert parse_name("@1.0@2.0@10@S@@@@@0@@@@@@.jpg").heading == 0.0
+
+
+def test_format_name_is_the_inverse_of_parse_name() -> None:
+    image = ImageName("NIGHT", 551550.25, 4182401.75, 10, "S", 37.78752, -122.41454, "3ULtJSmh4R9jlvluNLosdg", "3",
+                      275.5, 1.0, 0.0, 2.5, "201104", "n")
+    name = format_name(image)
+    assert name == "NIGHT@0551550.25@4182401.75@10@S@037.78752@-122.41454@3ULtJSmh4R9jlvluNLosdg@3@275.5@1@0@2.5" \
+                   "@201104@n@.jpg"
+    assert parse_name(name) == image
+    real = REAL_NAMES[4]
+    assert format_name(parse_name(real)) == real
