@@ -1,0 +1,23 @@
+"""Comparing a loaded state dict with the one a model expects, for error messages that name the differences."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+
+
+def _few(items: list[str], limit: int = 3) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def state_mismatches(state: Mapping[str, Any], expected: Mapping[str, Tensor], may_lack: str = "") -> list[str]:
+    """Missing keys, unexpected keys and shape differences (a few of each); keys ending in `may_lack` may be absent."""
+    missing = [k for k in expected if k not in state and not (may_lack and k.endswith(may_lack))]
+    unexpected = [k for k in state if k not in expected]
+    resized = [f"{k} {tuple(getattr(state[k], 'shape', ()))} instead of {tuple(v.shape)}"
+               for k, v in expected.items() if k in state and getattr(state[k], "shape", None) != v.shape]
+    return [f"{label} {_few(items)}" for label, items in
+            (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", resized)) if items]
