@@ -1,0 +1,127 @@
+"""`cosplace-xs predict`: geolocate photos (any JPEG or PNG) against a database folder or descriptor store.
+
+Prints a table, writes predictions.json and one picture per photo (photo + top k), and with --map an HTML map
+per photo. Confidence: the share of the top-k similarity (softmax of CosFace-scaled cosines) that lies within
+the positive threshold (25 m) of the best match. Photos named in the dataset format also get their error in
+metres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+
+from cosplace_xs.cli.eval import check_inference_options, eval_image_size
+from cosplace_xs.config import PRECISIONS
+from cosplace_xs.data.layout import list_images
+from cosplace_xs.device import resolve_device, resolve_precision
+from cosplace_xs.errors import BadImageError, ConfigError
+from cosplace_xs.evaluation.model_loading import load_trained_model
+from cosplace_xs.predict import Prediction, open_database, predict
+from cosplace_xs.visualize.predictions import save_retrieval_picture
+from cosplace_xs.visualize.result_map import save_result_map
+
+NAME_WIDTH = 48  # dataset-format names run past 100 characters: the table shows both ends
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("predict", help="geolocate photos with a trained checkpoint",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photos (or folders of photos)")
+    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT_OR_RUN_DIR",
+                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    parser.add_argument("--database", type=Path, required=True, metavar="DB_DIR_OR_STORE",
+                        help="a folder of database images named in the dataset format, or a descriptor store "
+                             "(.npy/.json written by `cosplace-xs eval --save-descriptors`)")
+    parser.add_argument("--k", type=int, default=5, help="database matches shown per photo (default: 5)")
+    parser.add_argument("--map", action="store_true", help="also write an HTML map per photo")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="output folder (default: ./predict-<date-time>)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--image-size", type=int, metavar="N",
+                      help="resize images to N x N (default: the training size)")
+    size.add_argument("--native-size", action="store_true", help="keep every image's own size")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
+                        help="images per inference batch (default: 32)")
+    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="image decoding processes (default: 2)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+                        help="auto = fp16 autocast on CUDA, fp32 on the CPU")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def photo_paths(items: list[Path]) -> list[Path]:
+    """The photos given, folders expanded to the images they hold."""
+    photos = []
+    for item in items:
+        if item.is_dir():
+            photos += list_images(item, "photos")
+        elif item.is_file():
+            photos.append(item)
+        else:
+            raise BadImageError(f"{item}: no such photo file or folder")
+    return photos
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _short(name: str, width: int = NAME_WIDTH) -> str:
+    return name if len(name) <= width else f"{name[:width // 2 - 2]}...{name[-(width - width // 2 - 1):]}"
+
+
+def format_predictions(predictions: list[Prediction]) -> str:
+    """One line per photo: predicted lat/lon, confidence, best descriptor distance, error when known."""
+    width = max(len("photo"), *(len(_short(p.query.name)) for p in predictions))
+    lines = [f"{'photo':<{width}}  {'lat':>10}  {'lon':>11}  {'confidence':>10}  {'distance':>8}  {'error m':>8}"]
+    for p in predictions:
+        lat, lon = p.latlon if p.latlon is not None else (None, None)
+        lines.append(f"{_short(p.query.name):<{width}}  {_number(lat, 6):>10}  {_number(lon, 6):>11}  "
+                     f"{p.confidence:>10.2f}  {p.matches[0].descriptor_distance:>8.3f}  {_number(p.error_m, 1):>8}")
+    return "\n".join(lines)
+
+
+def _map(prediction: Prediction, path: Path) -> Path | None:
+    if prediction.latlon is None:
+        return None
+    labels = [f"#{m.rank} descriptor distance {m.descriptor_distance:.3f}"
+              + ("" if m.error_m is None else f", {m.error_m:.0f} m from the true position")
+              for m in prediction.matches]
+    return save_result_map(path, prediction.latlon, [m.latlon for m in prediction.matches], labels,
+                           prediction.true_latlon, title=prediction.query.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_inference_options(args)
+    if args.k < 1:
+        raise ConfigError(f"option --k={args.k} is out of range: >= 1")
+    photos = photo_paths(args.images)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    model, config = load_trained_model(args.checkpoint, device)
+    image_size = eval_image_size(args, config)
+    progress = not args.no_progress
+    database = open_database(args.database, model, config, image_size, args.batch_size, device, precision,
+                             args.num_workers, progress)
+    predictions = predict(model, photos, database, args.k, device, precision, args.batch_size, args.num_workers,
+                          cosface_scale=config.loss.s, radius=config.eval.positive_dist_threshold, progress=progress)
+    out = args.out or Path(f"predict-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    print(format_predictions(predictions))
+    unmapped = []
+    for index, prediction in enumerate(predictions):
+        stem = f"{index:03d}-{prediction.query.stem[:60]}"
+        save_retrieval_picture(prediction.query, [m.path for m in prediction.matches],
+                               [m.error_m for m in prediction.matches], out / f"{stem}.png",
+                               config.eval.positive_dist_threshold)
+        if args.map and _map(prediction, out / f"{stem}.html") is None:
+            unmapped.append(prediction.query.name)
+    (out / "predictions.json").write_text(json.dumps([p.to_dict() for p in predictions], indent=2) + "\n")
+    if unmapped:
+        print(f"no map for {len(unmapped)} photos: their database matches carry no lat/lon or UTM zone")
+    print(f"predictions.json, pictures{' and maps' if args.map else ''} in {out}")
+    return 0

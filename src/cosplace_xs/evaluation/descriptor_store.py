@@ -1,0 +1,177 @@
+"""Database descriptors kept on disk: `<name>.npy` (float16 or float32, read memory-mapped) and `<name>.json`.
+
+The sidecar JSON holds the image paths (relative to the database folder), their UTM and lat/lon positions and
+the signature of the model that extracted them (backbone, descriptor size D, a hash of the weights, image
+size), so that descriptors are never searched with queries from another model. The `.npy` is filled in place
+during extraction (a memory map) and the sidecar is written last: a store without its sidecar is incomplete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import utm
+from torch import nn
+
+from cosplace_xs.config import ModelConfig
+from cosplace_xs.data.names import parse_name
+from cosplace_xs.data.test_set import read_utm
+from cosplace_xs.errors import CheckpointError, ConfigError
+from cosplace_xs.evaluation.descriptors import extract_descriptors
+
+STORE_FORMAT = "cosplace-xs-descriptors/1"
+STORE_DTYPES = ("float16", "float32")
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of the model's weights (names, dtypes, shapes, values), whatever their device or memory layout."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """What determines a descriptor: the network, its weights and the image size it was fed."""
+
+    backbone: str
+    fc_output_dim: int
+    weights_sha256: str
+    image_size: int | None  # None: native size
+
+    @classmethod
+    def of(cls, model: nn.Module, config: ModelConfig, image_size: int | None) -> ModelSignature:
+        return cls(config.backbone, config.fc_output_dim, weights_digest(model), image_size)
+
+
+@dataclass(frozen=True, eq=False)
+class DescriptorStore:
+    """Database descriptors (n, D), row i for paths[i], with positions: UTM (n, 2) and lat/lon (n, 2, NaN
+    when unknown)."""
+
+    descriptors: np.ndarray
+    paths: tuple[Path, ...]
+    utm: np.ndarray
+    latlon: np.ndarray
+    signature: ModelSignature
+    source: Path | None = None  # the .npy file; None for descriptors held in memory only
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def check_signature(self, expected: ModelSignature) -> None:
+        """Refuse descriptors that another model (or image size) produced: they cannot be compared."""
+        where = self.source or "database descriptors"
+        for field in dataclasses.fields(ModelSignature):
+            found, wanted = getattr(self.signature, field.name), getattr(expected, field.name)
+            if found != wanted:
+                raise CheckpointError(
+                    f"{where}: extracted with {field.name}={found!r}, but the model now used has {wanted!r}; "
+                    "extract the database again with this checkpoint (`cosplace-xs eval --save-descriptors`) "
+                    "or use the checkpoint and image size the store was made with")
+
+
+def sidecar_path(path: Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def _array_path(path: Path) -> Path:
+    return Path(path).with_suffix(".npy")
+
+
+def database_positions(paths: Sequence[Path], folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """UTM (n, 2) and lat/lon (n, 2) from the file names; lat/lon from the UTM zone when the name has none."""
+    east_north = read_utm(list(paths), "database images", folder)
+    latlon = np.full((len(paths), 2), np.nan)
+    for row, path in enumerate(paths):
+        name = parse_name(path)
+        if name.lat is not None and name.lon is not None:
+            latlon[row] = name.lat, name.lon
+        elif name.utm_zone_number is not None and name.utm_zone_letter:
+            latlon[row] = utm.to_latlon(name.utm_east, name.utm_north, name.utm_zone_number, name.utm_zone_letter)
+    return east_north, latlon
+
+
+def _write_sidecar(path: Path, database_dir: Path, paths: Sequence[Path], east_north: np.ndarray,
+                   latlon: np.ndarray, signature: ModelSignature, dtype: str, shape: tuple[int, int]) -> None:
+    data: dict[str, Any] = {
+        "format": STORE_FORMAT,
+        "signature": dataclasses.asdict(signature),
+        "dtype": dtype,
+        "shape": list(shape),
+        "database_dir": str(database_dir.resolve()),
+        "paths": [p.relative_to(database_dir).as_posix() for p in paths],
+        "utm": east_north.tolist(),
+        "latlon": [None if np.isnan(row).any() else row.tolist() for row in latlon],
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def build_store(model: nn.Module, database_dir: Path, paths: Sequence[Path], signature: ModelSignature,
+                batch_size: int, device: torch.device, precision: str = "fp32", num_workers: int = 0,
+                path: Path | None = None, dtype: str = "float16", progress: bool = True,
+                desc: str = "database") -> DescriptorStore:
+    """Extract the database descriptors; with `path`, straight into a memory-mapped `.npy` plus its sidecar."""
+    if dtype not in STORE_DTYPES:
+        raise ConfigError(f"descriptor store dtype {dtype!r}: use one of {', '.join(STORE_DTYPES)}")
+    east_north, latlon = database_positions(paths, database_dir)
+    if path is None:
+        descriptors = extract_descriptors(model, paths, signature.image_size, batch_size, device, precision,
+                                          num_workers, desc, progress=progress)
+        return DescriptorStore(descriptors, tuple(paths), east_north, latlon, signature)
+    array_path = _array_path(path)
+    array_path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar_path(array_path).unlink(missing_ok=True)  # an array without its sidecar reads as incomplete
+    tmp = array_path.with_name(f".{array_path.stem}.tmp.npy")
+    shape = (len(paths), signature.fc_output_dim)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        extract_descriptors(model, paths, signature.image_size, batch_size, device, precision, num_workers, desc,
+                            out=out, progress=progress)
+        out.flush()
+        del out
+        os.replace(tmp, array_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_sidecar(sidecar_path(array_path), database_dir, paths, east_north, latlon, signature, dtype, shape)
+    return load_store(array_path, signature)
+
+
+def load_store(path: str | Path, expected: ModelSignature | None = None) -> DescriptorStore:
+    """Open a store (its `.npy` or `.json`) memory-mapped; with `expected`, refuse another model's store."""
+    array_path, sidecar = _array_path(Path(path)), sidecar_path(Path(path))
+    if not array_path.is_file() or not sidecar.is_file():
+        raise ConfigError(f"{array_path}: descriptor store not found or incomplete (needs {array_path.name} and "
+                          f"{sidecar.name}); create it with `cosplace-xs eval --save-descriptors DIR`")
+    try:
+        data = json.loads(sidecar.read_text())
+        signature = ModelSignature(**data["signature"])
+        descriptors = np.load(array_path, mmap_mode="r")
+        root = Path(data["database_dir"])
+        paths = tuple(root / p for p in data["paths"])
+        east_north = np.asarray(data["utm"], dtype=np.float64).reshape(-1, 2)
+        latlon = np.array([[np.nan, np.nan] if row is None else row for row in data["latlon"]],
+                          dtype=np.float64).reshape(-1, 2)
+    except (ValueError, KeyError, TypeError, OSError) as error:
+        raise ConfigError(f"{sidecar}: not a readable descriptor store ({error}); extract it again") from None
+    if data.get("format") != STORE_FORMAT or descriptors.ndim != 2 or len(descriptors) != len(paths):
+        raise ConfigError(f"{array_path}: descriptor store is damaged or of another format (expected "
+                          f"{STORE_FORMAT} with one row per image); extract it again")
+    store = DescriptorStore(descriptors, paths, east_north, latlon, signature, array_path)
+    if expected is not None:
+        store.check_signature(expected)
+    return store

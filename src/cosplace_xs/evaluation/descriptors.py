@@ -1,0 +1,106 @@
+"""Descriptor extraction: the model's L2-normalised global descriptors of a list of image files.
+
+With a fixed image size every image is resized to it and batched. At native size (CosPlace's way for queries,
+which it feeds one at a time because they differ in size), images of the same size are batched together:
+the output keeps the order of `paths` whatever the batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from cosplace_xs.augment import normalize
+from cosplace_xs.data.images import read_image
+from cosplace_xs.device import autocast
+
+
+class ImageFiles(Dataset):
+    """Image files decoded to uint8 (3, H, W), resized to `size` x `size` unless `size` is None."""
+
+    def __init__(self, paths: Sequence[Path], size: int | None) -> None:
+        self.paths = list(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return read_image(self.paths[index], self.size), index
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file header without decoding the pixels; None if the header is unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def size_batches(paths: Sequence[Path], batch_size: int) -> list[list[int]]:
+    """Batches of indices whose images share one size; an unreadable header gets a batch of its own (its
+    decoding then fails with an error naming the file)."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    batches = []
+    for index, path in enumerate(paths):
+        size = _header_size(path)
+        if size is None:
+            batches.append([index])
+        else:
+            by_size.setdefault(size, []).append(index)
+    for indices in by_size.values():
+        batches += [indices[start:start + batch_size] for start in range(0, len(indices), batch_size)]
+    return sorted(batches, key=lambda batch: batch[0])
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (frozen BatchNorm statistics), its previous mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _loader(dataset: ImageFiles, batch_size: int, device: torch.device, num_workers: int) -> DataLoader:
+    batching = ({"batch_sampler": size_batches(dataset.paths, batch_size)} if dataset.size is None
+                else {"batch_size": batch_size, "shuffle": False})
+    return DataLoader(dataset, **batching, num_workers=num_workers, pin_memory=device.type == "cuda",
+                      persistent_workers=False)
+
+
+def extract_descriptors(model: nn.Module, paths: Sequence[Path], image_size: int | None, batch_size: int,
+                        device: torch.device, precision: str = "fp32", num_workers: int = 0,
+                        desc: str = "database", out: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
+    """Descriptors (len(paths), D) of the images, row i for paths[i]; the model must be on `device`.
+
+    `out`, when given, is filled and returned (e.g. a memory-mapped store, float16 or float32), so a large
+    database never sits in memory twice; otherwise a float32 array is allocated.
+    """
+    assert len(paths) > 0, "extraction needs at least one image"
+    dataset = ImageFiles(paths, image_size)
+    bar = tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=not progress, dynamic_ncols=True)
+    with eval_mode(model), torch.inference_mode(), bar:
+        for images, indices in _loader(dataset, batch_size, device, num_workers):
+            images = normalize(images.to(device, non_blocking=True))
+            images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                descriptors = model(images)
+            descriptors = descriptors.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(dataset), descriptors.shape[1]), dtype=np.float32)
+            out[indices.numpy()] = descriptors
+            bar.update(len(indices))
+    assert out is not None
+    return out

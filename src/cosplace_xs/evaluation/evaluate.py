@@ -1,0 +1,73 @@
+"""Scoring a model on a test set: descriptors, exact k-NN, Recall@N (DESIGN section 5); no files written."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from cosplace_xs.config import EvalConfig
+from cosplace_xs.data.test_set import TestSet
+from cosplace_xs.errors import ConfigError, DatasetLayoutError
+from cosplace_xs.evaluation.descriptors import extract_descriptors
+from cosplace_xs.evaluation.recall import recall_at_n
+from cosplace_xs.evaluation.retrieval import ApproximateSearch, approximate_knn, knn
+
+
+@dataclass
+class EvalResult:
+    """Recall@N (percent) of one test set, with the predictions (database indices, nearest first) and their
+    squared L2 descriptor distances, (num_queries, k) with k = min(max N, num_database)."""
+
+    test_set: str
+    recalls: dict[int, float]
+    num_database: int
+    num_queries: int
+    queries_without_positives: int
+    seconds: float
+    predictions: np.ndarray
+    distances: np.ndarray
+    approximate_recalls: dict[int, float] | None = None
+
+
+def _check_sizes(test_set: TestSet, database_descriptors: np.ndarray | None) -> None:
+    if test_set.num_database == 0 or test_set.num_queries == 0:
+        raise DatasetLayoutError(
+            f"test set {test_set.name}: {test_set.num_database} database images and {test_set.num_queries} "
+            "queries; both are needed to compute Recall@N")
+    if database_descriptors is not None and len(database_descriptors) != test_set.num_database:
+        raise ConfigError(
+            f"test set {test_set.name}: {len(database_descriptors)} database descriptors given for "
+            f"{test_set.num_database} database images; extract them again for this database")
+
+
+def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, device: torch.device,
+                   precision: str = "fp32", database_descriptors: np.ndarray | None = None,
+                   approximate: ApproximateSearch | None = None, progress: bool = True) -> EvalResult:
+    """Recall@N of `model` (on `device`; its train/eval mode is restored afterwards) on `test_set`.
+
+    Database and queries are extracted at `config.image_size` (None: native size), unless database
+    descriptors are given (e.g. a memory-mapped store). With `approximate`, the same queries are also
+    searched through an IVF index and its Recall@N is reported beside the exact one.
+    """
+    _check_sizes(test_set, database_descriptors)
+    start = time.perf_counter()
+    extract = dict(image_size=config.image_size, batch_size=config.batch_size, device=device,
+                   precision=precision, num_workers=config.num_workers, progress=progress)
+    if database_descriptors is None:
+        database_descriptors = extract_descriptors(model, test_set.database_paths, desc=f"{test_set.name} database",
+                                                   **extract)
+    queries = extract_descriptors(model, test_set.queries_paths, desc=f"{test_set.name} queries", **extract)
+    k = max(config.recall_values)
+    distances, predictions = knn(database_descriptors, queries, k)
+    recalls = recall_at_n(predictions, test_set.positives, config.recall_values)
+    approximate_recalls = None
+    if approximate is not None:
+        _, approximate_predictions = approximate_knn(database_descriptors, queries, k, approximate)
+        approximate_recalls = recall_at_n(approximate_predictions, test_set.positives, config.recall_values)
+    return EvalResult(test_set.name, recalls, test_set.num_database, test_set.num_queries,
+                      test_set.queries_without_positives, time.perf_counter() - start, predictions, distances,
+                      approximate_recalls)

@@ -1,0 +1,34 @@
+"""A trained GeoLocalizationNet back from a checkpoint file or run folder, ready for inference."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from cosplace_xs.config import RunConfig
+from cosplace_xs.errors import CheckpointError, ConfigError
+from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
+from cosplace_xs.training.checkpoint import read_checkpoint, resolve_checkpoint
+
+
+def load_trained_model(checkpoint: str | Path, device: torch.device) -> tuple[GeoLocalizationNet, RunConfig]:
+    """The model of a checkpoint (a run folder means its best.pt, else last.pt) in eval mode on `device`,
+    and the run's options; weights that do not fit the options are a CheckpointError naming the file."""
+    path = resolve_checkpoint(checkpoint)
+    state = read_checkpoint(path)
+    missing = [key for key in ("config", "model") if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: holds no {' and no '.join(missing)}; it is not a model checkpoint")
+    try:
+        config = RunConfig.from_dict(state["config"], source=f"{path} (its options)")
+    except ConfigError as error:
+        raise CheckpointError(f"{error}; the checkpoint was written by an incompatible version") from None
+    # the checkpoint holds every weight: fetching ImageNet weights first would be wasted (or fail offline)
+    model = build_model(dataclasses.replace(config.model, pretrained="none"))
+    load_model_state(model, state["model"], str(path))
+    model = model.to(device).eval()
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, config

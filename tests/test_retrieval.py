@@ -1,0 +1,80 @@
+"""k-NN search: faiss against NumPy brute force, chunked memory-mapped float16 search, IVF indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cosplace_xs.errors import ConfigError
+from cosplace_xs.evaluation.retrieval import ApproximateSearch, approximate_knn, knn
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _brute_force(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    squared = ((queries[:, None, :].astype(np.float64) - database[None, :, :]) ** 2).sum(-1)
+    order = np.argsort(squared, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(squared, order, axis=1), order
+
+
+@pytest.fixture
+def vectors() -> tuple[np.ndarray, np.ndarray]:
+    generator = np.random.default_rng(7)
+    return _unit(generator.standard_normal((200, 16))), _unit(generator.standard_normal((15, 16)))
+
+
+def test_knn_equals_numpy_brute_force(vectors) -> None:
+    database, queries = vectors
+    distances, indices = knn(database, queries, 10)
+    expected_distances, expected_indices = _brute_force(database, queries, 10)
+    assert indices.dtype == np.int64 and indices.shape == (15, 10)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, atol=1e-5)
+
+
+def test_hand_computed_neighbours_and_k_capped_at_the_database_size() -> None:
+    database = np.array([[0, 0], [3, 4], [1, 0]], dtype=np.float32)
+    distances, indices = knn(database, np.array([[0.9, 0.0]], dtype=np.float32), 20)
+    assert indices.tolist() == [[2, 0, 1]]  # 0.1, 0.9, then sqrt(2.1^2 + 4^2) away
+    np.testing.assert_allclose(distances, [[0.01, 0.81, 2.1**2 + 16]], rtol=1e-5)
+
+
+def test_chunked_search_of_a_float16_memory_map_equals_in_memory_search(vectors, tmp_path: Path) -> None:
+    database, queries = vectors
+    path = tmp_path / "db.npy"
+    np.save(path, database.astype(np.float16))
+    mapped = np.load(path, mmap_mode="r")
+    distances, indices = knn(mapped, queries, 7, chunk_rows=33)  # 7 chunks, the last one of 2 rows
+    expected_distances, expected_indices = knn(mapped.astype(np.float32), queries, 7)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, atol=1e-6)
+
+
+def test_ivf_visiting_every_cell_is_exact(vectors) -> None:
+    database, queries = vectors
+    options = ApproximateSearch("ivf", nlist=4, nprobe=4, train_size=150)
+    _, indices = approximate_knn(database, queries, 5, options)
+    np.testing.assert_array_equal(indices, knn(database, queries, 5)[1])
+
+
+def test_ivfpq_finds_near_duplicates_of_well_separated_points() -> None:
+    generator = np.random.default_rng(3)
+    database = _unit(generator.standard_normal((300, 16)))
+    queries = _unit(database[::10] + 0.01 * generator.standard_normal((30, 16)).astype(np.float32))
+    options = ApproximateSearch("ivfpq", nlist=2, nprobe=2, pq_m=4, pq_nbits=4)  # 16 codes: fast to train
+    _, indices = approximate_knn(database, queries, 3, options)
+    assert indices[:, 0].tolist() == list(range(0, 300, 10))
+
+
+def test_approximate_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="--approximate='hnsw'"):
+        ApproximateSearch("hnsw")
+    with pytest.raises(ConfigError, match="--pq-m=5 must divide the descriptor size 16"):
+        ApproximateSearch("ivfpq", pq_m=5).factory_string(1000, 16)
+    with pytest.raises(ConfigError, match="--pq-nbits=8 needs at least 256"):
+        ApproximateSearch("ivfpq", pq_m=4).factory_string(100, 16)
+    assert ApproximateSearch("ivf", nlist=1024).factory_string(390, 16) == "IVF10,Flat"  # 39 points per cell
