@@ -17,6 +17,8 @@ COMMANDS = (
     "train",
     "demo",
     "augment_preview",
+    "eval",
+    "predict",
 )
 
 
