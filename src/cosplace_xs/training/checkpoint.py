@@ -49,6 +49,12 @@ def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = Fa
             os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as error:  # disk full, quota, permissions: the file at `path` is still the complete old one
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{path}: could not write the checkpoint ({error.strerror or error}); the previous checkpoint is "
+            "intact. Free space (or fix the folder's permissions) and continue with --resume"
+        ) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -73,9 +79,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
         raise CheckpointError(f"{path}: corrupted or truncated checkpoint ({error})") from None
+    _check_crcs(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cosplace-xs checkpoint (no '{FORMAT}' format tag)")
     return state
+
+
+def _check_crcs(path: Path) -> None:
+    """Compare every stored entry with the CRC-32 written beside it: bytes damaged inside the tensor data leave
+    the zip structure intact and would otherwise load as silently wrong weights."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"{path}: corrupted or truncated checkpoint ({error})") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: corrupted checkpoint (entry {damaged} fails its CRC check)")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -99,9 +99,10 @@ def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.
     value = average_value(loss.item(), run.context, run.device)
     if not math.isfinite(value):
         raise TrainingDivergedError(
-            f"the loss became {value} at epoch {state.epoch}, iteration {state.iteration}; training stopped. "
-            f"The last good checkpoint is {run.run_dir / ckpt.LAST}; lower --lr or --classifiers-lr, "
-            "or use --precision fp32"
+            f"the loss became {value} at epoch {state.epoch + 1}, iteration {state.iteration + 1}; training stopped. "
+            + (f"The last good checkpoint is {run.run_dir / ckpt.LAST}" if (run.run_dir / ckpt.LAST).is_file()
+               else "No checkpoint was written yet")
+            + "; lower --lr or --classifiers-lr, or use --precision fp32"
         )
     state.scaler.scale(loss).backward()
     average_gradients(classifier.parameters(), run.context)

@@ -12,12 +12,12 @@ import torch
 
 from cosplace_xs.config import EvalConfig, RunConfig
 from cosplace_xs.data.layout import discover_dataset, list_images, require_train_dir
-from cosplace_xs.data.scan import scan_images
+from cosplace_xs.data.scan import ScanReport, scan_images
 from cosplace_xs.data.split import TrainSplit, build_split
-from cosplace_xs.data.test_set import TestSet, load_test_set
+from cosplace_xs.data.test_set import TestSet, find_positives, load_test_set
 from cosplace_xs.data.train_set import check_batch_fits
 from cosplace_xs.device import resolve_device, resolve_precision
-from cosplace_xs.errors import BadImageError, CheckpointError
+from cosplace_xs.errors import BadImageError, CheckpointError, DatasetLayoutError
 from cosplace_xs.model.network import build_model
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
@@ -54,23 +54,27 @@ class RunSetup:
             ckpt.write_checkpoint(self.checkpoint_state(), self.run_dir / ckpt.LAST, keep_previous=True)
 
 
-def _usable_images(train_dir: Path, skip_bad: bool, run_dir: Path) -> list[Path]:
-    """The train images, after a scan for undecodable files and bad names (listed, then refused or skipped)."""
-    images = list_images(train_dir, "training images")
-    report = scan_images(images, require_heading=True)
-    if report.ok:
-        return images
-    bad = report.bad_paths()
+def _unusable_files(scans: list[tuple[str, int, ScanReport]], skip_bad: bool, run_dir: Path) -> set[Path]:
+    """The files that scans of (what, how many, report) found unusable: listed in `bad_images.txt`, then
+    refused before training starts (the default) or skipped with a warning; harmless problems are logged."""
+    for what, _, report in scans:
+        if report.ok and report.num_warnings + len(report.wrong_extensions):
+            log.warning("%s: problems that do not stop training:\n%s", what, report.format(limit=10))
+    failed = [(what, count, report) for what, count, report in scans if not report.ok]
+    if not failed:
+        return set()
+    listing = run_dir / run_files.BAD_IMAGES
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / run_files.BAD_IMAGES).write_text(report.format() + "\n")
+    listing.write_text("".join(f"{what}: {report.format()}\n" for what, _, report in failed))
+    counts = ", ".join(f"{len(report.bad_paths())} of {count} {what}" for what, count, report in failed)
     if not skip_bad:
         raise BadImageError(
-            f"{len(bad)} of {len(images)} training images are unusable (listed in "
-            f"{run_dir / run_files.BAD_IMAGES}):\n{report.format(limit=10)}\n"
-            "Fix or remove them, or pass --skip-bad-images to train without them"
+            f"unusable images: {counts} (listed in {listing}):\n"
+            + "\n".join(f"{what}: {report.format(limit=10)}" for what, _, report in failed)
+            + "\nFix or remove them, or pass --skip-bad-images to train without them"
         )
-    log.warning("skipping %d unusable training images (listed in %s)", len(bad), run_dir / run_files.BAD_IMAGES)
-    return [path for path in images if path not in bad]
+    log.warning("skipping unusable images: %s (listed in %s)", counts, listing)
+    return set().union(*(report.bad_paths() for _, _, report in failed))
 
 
 def _load_val_set(config: RunConfig) -> TestSet | None:
@@ -79,11 +83,26 @@ def _load_val_set(config: RunConfig) -> TestSet | None:
         log.warning("no validation: %s", "turned off" if not config.train.validate else
                     f"{dataset.root}/val/{{database,queries}} not found")
         return None
-    val = load_test_set(dataset.val.database_dir.parent, config.eval.positive_dist_threshold, split="val")
-    if val.num_database == 0 or val.num_queries == 0:
-        log.warning("validation set %s is empty; validation skipped", val.name)
+    try:
+        return load_test_set(dataset.val.database_dir.parent, config.eval.positive_dist_threshold, split="val")
+    except DatasetLayoutError as error:  # val/database/ or val/queries/ holds no image
+        log.warning("validation skipped: %s", error)
         return None
-    return val
+
+
+def _val_set_without(val: TestSet, skipped: set[Path]) -> TestSet | None:
+    """The val set less the skipped files (positives found again); None when no database image or query is left."""
+    database = [i for i, path in enumerate(val.database_paths) if path not in skipped]
+    queries = [i for i, path in enumerate(val.queries_paths) if path not in skipped]
+    if not database or not queries:
+        log.warning("validation skipped: no usable %s left in %s", "database image" if not database else "query",
+                    val.name)
+        return None
+    database_utm, queries_utm = val.database_utm[database], val.queries_utm[queries]
+    return dataclasses.replace(
+        val, database_paths=tuple(val.database_paths[i] for i in database),
+        queries_paths=tuple(val.queries_paths[i] for i in queries), database_utm=database_utm,
+        queries_utm=queries_utm, positives=find_positives(database_utm, queries_utm, val.positive_dist_threshold))
 
 
 def _configure_determinism(device: torch.device) -> None:
@@ -96,16 +115,31 @@ def _configure_determinism(device: torch.device) -> None:
 def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: DistributedContext,
                 device_name: str) -> RunSetup:
     """Check data and options, build the split, model and state; restore the last checkpoint on resume."""
+    if resume and not any((run_dir / name).exists() for name in (ckpt.LAST, ckpt.PREVIOUS)):
+        # stopped before its first checkpoint: nothing to continue, nothing lost by starting again
+        log.warning("%s: no checkpoint yet (the run stopped before its first one); training it from the beginning",
+                    run_dir)
+        resume = False
     device = resolve_device(device_name)
     precision = resolve_precision(config.train.precision, device)
     _configure_determinism(device)
     train_dir = require_train_dir(discover_dataset(config.train.dataset))
-    images = _usable_images(train_dir, config.train.skip_bad_images, run_dir)
+    images = list_images(train_dir, "training images")
+    val_set = _load_val_set(config) if context.is_main else None
+    # every image is checked before the first batch, so a broken one cannot stop the run at epoch 7
+    scans = [("training images", len(images), scan_images(images, require_heading=True, desc="checking training"))]
+    if val_set is not None:
+        scans += [(f"val {what}", len(paths), scan_images(paths, desc=f"checking val {what}"))
+                  for what, paths in (("database images", val_set.database_paths),
+                                      ("queries", val_set.queries_paths))]
+    skipped = _unusable_files(scans, config.train.skip_bad_images, run_dir)
+    if skipped:
+        images = [path for path in images if path not in skipped]
+        val_set = _val_set_without(val_set, skipped) if val_set is not None else None
     split = build_split(train_dir, config.split, images=images)
     split.check_groups_num(config.split.groups_num)
     check_batch_fits(split, config.split.groups_num, config.train.batch_size)
     log.info("split:\n%s", split.summary())
-    val_set = _load_val_set(config) if context.is_main else None
     eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
 
     torch.manual_seed(config.train.seed)  # torchvision and CosFace initialise weights from the global RNG
@@ -127,11 +161,10 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
 
 def _resume(run: RunSetup) -> None:
     """Continue from `last.pt`; if it is unreadable, from `previous.pt` when one is kept, saying so."""
-    last = run.run_dir / ckpt.LAST
+    last, previous = run.run_dir / ckpt.LAST, run.run_dir / ckpt.PREVIOUS
     try:
         checkpoint, source = ckpt.read_checkpoint(last), last
     except CheckpointError as error:
-        previous = run.run_dir / ckpt.PREVIOUS
         if not previous.is_file():
             raise
         log.warning("%s; resuming from the previous checkpoint %s instead", error, previous)
