@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -45,3 +49,144 @@ def tiny_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_city")
     generate_city(root, city_preset("tiny"), progress=False)
     return root
+
+
+# A child `cosplace-xs` process with one fault injected by patching the library from outside (no test hook in
+# the library): $COSPLACE_XS_TEST_FAULT is `<fault>:<n>`, the fault striking at the n-th call it watches.
+FAULT_RUNNER = '''
+import errno
+import io
+import os
+import signal
+import sys
+from pathlib import Path
+
+import cosplace_xs.evaluation.evaluate as evaluate
+import cosplace_xs.training.checkpoint as checkpoint
+import cosplace_xs.training.loop as loop
+from cosplace_xs.cli import main
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def disk_full():
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def on_call(module, name, n, fault, watched=lambda *args, **kwargs: True):
+    real, calls = getattr(module, name), [0]
+
+    def wrapper(*args, **kwargs):
+        if watched(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == n:
+                return fault(real, *args, **kwargs)
+        return real(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+def half_written(then):
+    def fault(real, obj, file, *args, **kwargs):
+        buffer = io.BytesIO()
+        real(obj, buffer, *args, **kwargs)
+        file.write(buffer.getvalue()[: buffer.tell() // 2])
+        file.flush()
+        os.fsync(file.fileno())
+        then()
+    return fault
+
+
+def scaled_loss(factor):
+    return lambda real, *args, **kwargs: real(*args, **kwargs) * factor
+
+
+kind, _, n = os.environ.get("COSPLACE_XS_TEST_FAULT", "").partition(":")
+n = int(n or 0)
+if kind == "kill-in-step":  # after the forward pass of the n-th batch, before its backward pass
+    on_call(loop.F, "cross_entropy", n, lambda *args, **kwargs: die())
+elif kind == "kill-in-save":  # with half of the n-th checkpoint file written
+    on_call(checkpoint.torch, "save", n, half_written(die))
+elif kind == "kill-at-rename":  # between last.pt -> previous.pt and temp -> last.pt, the n-th time
+    on_call(checkpoint.os, "replace", n, lambda *args, **kwargs: die(),
+            lambda src, dst: Path(dst).name == checkpoint.LAST and Path(src).name.startswith(".last.pt."))
+elif kind == "kill-in-validation":  # at the n-th descriptor extraction (database, then queries, per validation)
+    on_call(evaluate, "extract_descriptors", n, lambda *args, **kwargs: die())
+elif kind == "disk-full-in-save":  # no space left with half of the n-th checkpoint file written
+    on_call(checkpoint.torch, "save", n, half_written(disk_full))
+elif kind in ("nan-loss", "inf-loss"):
+    on_call(loop.F, "cross_entropy", n, scaled_loss(float(kind.removesuffix("-loss"))))
+elif kind:
+    raise SystemExit(f"unknown fault {kind!r}")
+sys.exit(main(sys.argv[1:]))
+'''
+
+@pytest.fixture(scope="session")
+def cosplace_cli(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `cosplace-xs ARGS` in a child process (one CPU thread, a split cache of its own for the session),
+    with `fault="<fault>:<n>"` injected (see FAULT_RUNNER); returns the finished process, output captured."""
+    folder = tmp_path_factory.mktemp("cli")
+    runner = folder / "cosplace_xs_with_fault.py"
+    runner.write_text(FAULT_RUNNER)
+
+    def run(*args: object, fault: str = "", timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COSPLACE_XS_TEST_FAULT": fault, "COSPLACE_XS_CACHE": str(folder / "cache"),
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        return subprocess.run([sys.executable, str(runner), *map(str, args)], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_train_args(tiny_city: Path) -> tuple[str, ...]:
+    """`train` arguments of a small CPU run on the tiny city: 2 epochs (groups 0, 1) of 3 batches of 4, a
+    checkpoint every 2 batches and at each epoch end, validation after each epoch."""
+    return ("train", str(tiny_city), "--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "4",
+            "--epochs", "2", "--iterations-per-epoch", "3", "--checkpoint-every", "2", "--num-workers", "0",
+            "--min-images-per-class", "2", "--groups-num", "2", "--fc-output-dim", "8", "--lr", "0.001",
+            "--eval-batch-size", "32", "--eval-num-workers", "0", "--no-progress")
+
+
+@pytest.fixture(scope="session")
+def reference_run(cosplace_cli: Callable[..., subprocess.CompletedProcess[str]], tiny_train_args: tuple[str, ...],
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of `tiny_train_args` trained without interruption."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    done = cosplace_cli(*tiny_train_args, "--run-dir", run_dir)
+    assert done.returncode == 0, done.stderr
+    return run_dir
+
+
+def trained_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The model's and every group classifier's weights in a checkpoint, by name."""
+    from cosplace_xs.training.checkpoint import read_checkpoint
+
+    state = read_checkpoint(checkpoint)
+    tensors = {f"model.{key}": value for key, value in state["model"].items()}
+    for index, classifier in enumerate(state["classifiers"]):
+        tensors.update({f"classifier{index}.{key}": value for key, value in classifier.items()})
+    return tensors
+
+
+@pytest.fixture
+def assert_same_weights() -> Callable[[Path, Path], None]:
+    """Check that two run folders ended with exactly the same weights, history and progress."""
+
+    def check(run_dir: Path, expected_dir: Path) -> None:
+        from cosplace_xs.training.checkpoint import LAST, read_checkpoint
+
+        got, expected = trained_tensors(run_dir / LAST), trained_tensors(expected_dir / LAST)
+        assert got.keys() == expected.keys()
+        different = [key for key in expected if not torch.equal(got[key], expected[key])]
+        assert not different, f"{len(different)} tensors differ from the uninterrupted run, e.g. {different[:3]}"
+        got_state, expected_state = read_checkpoint(run_dir / LAST), read_checkpoint(expected_dir / LAST)
+        for key in ("epoch", "iteration", "best_r1"):
+            assert got_state[key] == expected_state[key], key
+        drop_timing = ("images_per_s", "val_seconds")
+        assert [{k: v for k, v in row.items() if k not in drop_timing} for row in got_state["history"]] == \
+            [{k: v for k, v in row.items() if k not in drop_timing} for row in expected_state["history"]]
+
+    return check
