@@ -19,6 +19,8 @@ COMMANDS = (
     "augment_preview",
     "eval",
     "predict",
+    "sweep",
+    "report",
 )
 
 
