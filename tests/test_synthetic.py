@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -128,3 +129,86 @@ def test_near_pictures_look_more_alike_than_far_ones(tiny_city: Path) -> None:
     found_near = near[np.arange(len(paths)), most_alike].mean()
     chance = (near.sum(axis=1) / same_view.sum(axis=1)).mean()
     assert found_near > 1.5 * chance, (found_near, chance)
+
+
+def test_queries_differ_from_the_database_as_real_queries_do(tiny_city: Path) -> None:
+    database = [parse_name(p) for name in TEST_SETS for p in list_images(tiny_city / name / "database")]
+    queries = [parse_name(p) for name in TEST_SETS for p in list_images(tiny_city / name / "queries")]
+    assert not {name.note for name in database} & {"night", "dusk", "fog", "rain"}
+    conditions = Counter(name.note for name in queries)
+    assert {"night", "dusk"} <= set(conditions) and len(conditions) >= 4, conditions
+    # queries stand off the database's survey points and headings, as a photo taken by someone else does
+    offsets = [min(math.hypot(q.utm_east - d.utm_east, q.utm_north - d.utm_north) for d in database)
+               for q in queries[:20]]
+    assert max(offsets) > 0.5
+
+
+def test_the_training_split_fills_the_groups(tiny_city: Path, tmp_path: Path, monkeypatch) -> None:
+    """Streets on a pitch that is a multiple of M*N give every group classes (CosPlace's split on the city)."""
+    monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+    images = list_images(tiny_city / "train")
+    split = build_split(tiny_city / "train", SplitConfig(min_images_per_class=2), images=images)
+    sizes = [len(group.class_ids) for group in split.groups]
+    assert len(sizes) >= 2 and min(sizes) >= 4, sizes
+    first = parse_name(images[0], require_heading=True)
+    class_id = compute_class_id(first.utm_east, first.utm_north, first.heading, 10, 30)
+    assert compute_group_id(class_id, 10, 30, 5, 2) in {group.group_id for group in split.groups}
+
+
+def test_plan_is_deterministic_and_the_larger_presets_are_larger() -> None:
+    plans, shots = plan_city(city_preset("tiny"))
+    again_shots = plan_city(city_preset("tiny"))[1]
+    assert [s.path for s in shots["train"]] == [s.path for s in again_shots["train"]]
+    assert set(plans) == {"train", "val", "test", "tokyo_xs"}
+    counts = [sum(len(s) for s in plan_city(city_preset(name))[1].values()) for name in ("tiny", "small", "medium")]
+    assert counts[0] < counts[1] < counts[2]
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"image_size": 8}, "image_size=8"), ({"train_step": 0.0}, "train_step=0.0"),
+    ({"test_queries": 0}, "test_queries=0"), ({"query_conditions": (("snow", 1.0),)}, "query_conditions="),
+])
+def test_bad_city_options_name_the_option(overrides: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        city_preset("tiny", **overrides)
+
+
+def test_unknown_preset_and_unknown_option_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown city preset 'huge'; choose one of tiny, small"):
+        city_preset("huge")
+    with pytest.raises(ConfigError, match="unknown city option"):
+        city_preset("tiny", streets=3)
+
+
+def test_a_folder_that_is_not_empty_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    config = city_preset("tiny", train_blocks=(1, 0), test_queries=2, val_queries=2, tokyo_queries=2)
+    with pytest.raises(DatasetLayoutError, match=rf"{re.escape(str(tmp_path))}: folder is not empty"):
+        generate_city(tmp_path, config, workers=1, progress=False)
+    generate_city(tmp_path, config, workers=1, progress=False, overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "city.json").is_file()
+
+
+def test_synth_command_writes_the_city_and_a_contact_sheet(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "city"
+    assert main(["synth", str(out), "--preset", "tiny", "--image-size", "32", "--set", "test_queries=4",
+                 "--workers", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "test/queries" in printed and f"contact sheet: {out / 'contact_sheet.png'}" in printed
+    assert len(list_images(out / "test" / "queries")) == 4
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.format == "PNG" and sheet.width > 4 * 2 * 64
+    assert main(["synth", str(out), "--set", "streets=3"]) == 2
+    assert "--set 'streets=3'" in capsys.readouterr().err
+
+
+def test_contact_sheet_pairs_each_query_with_a_database_image_within_25_m(tiny_city: Path, tmp_path: Path) -> None:
+    sheet = write_contact_sheet([find_test_set(tiny_city / "test")], tmp_path / "sheet.png", pairs_per_set=4,
+                                tile=32, pairs_per_row=2)
+    with Image.open(sheet) as image:
+        assert image.size[0] > 2 * 2 * 32 and image.size[1] > 2 * 32
+    database = [parse_name(p) for p in list_images(tiny_city / "test" / "database")]
+    for path in list_images(tiny_city / "test" / "queries")[:5]:
+        query = parse_name(path)
+        match = database[nearest_database_image(query, database)]
+        assert math.hypot(match.utm_east - query.utm_east, match.utm_north - query.utm_north) <= 25.0
