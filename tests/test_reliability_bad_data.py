@@ -3,6 +3,9 @@ with a list (default) or skipped and listed (`--skip-bad-images`); `check-datase
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -41,18 +44,20 @@ def dataset(tmp_path: Path, make_image, image_name) -> Path:
 
 
 def _unreadable(path: Path, monkeypatch) -> None:
-    """Make `path` unreadable: by its permissions, or under root (who reads any file) by refusing to open it."""
+    """Make `path` unreadable: by its permissions, or under root (whom permissions do not stop, as in CI) by making
+    every open of it fail with EACCES, as the kernel does for others; `Path.open` and PIL both go through these."""
     if os.geteuid() != 0:
         path.chmod(0)
         return
-    real_open = Path.open
+    real_open = builtins.open
 
-    def refuse(self: Path, *args, **kwargs):
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def refuse(file, *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and Path(file) == path:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", refuse)
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(io, "open", refuse)
 
 
 def _truncated(path: Path, make_image) -> None:

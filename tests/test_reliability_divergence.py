@@ -58,3 +58,31 @@ def test_a_divergence_before_the_first_checkpoint_names_no_checkpoint_that_does_
     assert not (run_dir / ckpt.LAST).exists()
     assert str(run_dir / ckpt.LAST) not in str(raised.value), "it must not point to a checkpoint never written"
     assert "no checkpoint" in str(raised.value).lower()
+
+
+def test_a_nan_loss_after_a_checkpoint_names_it_and_leaves_it_intact(tiny_city: Path, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """NaN in the 3rd batch, after the checkpoint of batch 2: the error points to that checkpoint, still whole."""
+    monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+    config = RunConfig().replace({
+        "train.dataset": str(tiny_city), "train.device": "cpu", "train.image_size": 32, "train.batch_size": 4,
+        "train.epochs": 1, "train.iterations_per_epoch": 3, "train.checkpoint_every": 2, "train.num_workers": 0,
+        "train.validate": False, "split.min_images_per_class": 2, "split.groups_num": 1,
+        "model.pretrained": "none", "model.fc_output_dim": 8,
+    })
+    real, calls = loop.F.cross_entropy, []
+
+    def nan_in_third_batch(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs) * (float("nan") if len(calls) == 3 else 1.0)
+
+    monkeypatch.setattr(loop.F, "cross_entropy", nan_in_third_batch)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(TrainingDivergedError, match="the loss became nan at epoch 1, iteration 3") as raised:
+        loop.train(config, run_dir, progress=False)
+    assert f"The last good checkpoint is {run_dir / ckpt.LAST}" in str(raised.value)
+    state = ckpt.read_checkpoint(run_dir / ckpt.LAST)
+    assert (state["epoch"], state["iteration"]) == (0, 2)
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert not (run_dir / ckpt.PREVIOUS).exists(), "the failed batch wrote nothing"

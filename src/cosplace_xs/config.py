@@ -17,6 +17,10 @@ def _check(condition: bool, option: str, allowed: str, value: object) -> None:
         raise ConfigError(f"option {option}={value!r} is out of range: {allowed}")
 
 
+# sectors must tile the full circle, or the last one of every cell would be narrower than the others
+ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
+
+
 @dataclass
 class SplitConfig:
     """CosPlace classes and groups (names as in the paper): cell side M, sector alpha, N, L."""
@@ -30,7 +34,8 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         _check(self.M > 0, "--M", "cell side in metres, > 0", self.M)
-        _check(0 < self.alpha <= 360 and 360 % self.alpha == 0, "--alpha", "a divisor of 360 degrees", self.alpha)
+        _check(self.alpha in ALPHA_VALUES, "--alpha",
+               f"a divisor of 360 degrees ({', '.join(map(str, ALPHA_VALUES))})", self.alpha)
         _check(self.N >= 1, "--N", ">= 1", self.N)
         _check(self.L >= 1, "--L", ">= 1", self.L)
         _check(self.min_images_per_class >= 1, "--min-images-per-class", ">= 1", self.min_images_per_class)

@@ -46,10 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _recalls(model: torch.nn.Module, test_sets: list, config: RunConfig) -> list[dict[int, float]]:
+def _recalls(model: torch.nn.Module, test_sets: list, config: RunConfig, progress: bool) -> list[dict[int, float]]:
     device = resolve_device(config.train.device)
     eval_config = dataclasses.replace(config.eval, image_size=config.train.image_size)
-    return [evaluate_model(model.to(device).eval(), test_set, eval_config, device).recalls
+    return [evaluate_model(model.to(device).eval(), test_set, eval_config, device, progress=progress).recalls
             for test_set in test_sets]
 
 
@@ -65,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
                  for name in ("test", "tokyo_xs/test")]
 
     torch.manual_seed(config.train.seed)  # the same initial weights as the training run below
-    before = _recalls(build_model(config.model), test_sets, config)
+    before = _recalls(build_model(config.model), test_sets, config, not args.no_progress)
     run_dir = new_run_dir(args.runs_root, config)
     print(f"training ResNet-18 from random weights in {run_dir} ...")
     train(config, run_dir, progress=not args.no_progress)
     model, _ = load_trained_model(run_dir / "best.pt", resolve_device(config.train.device))
-    after = _recalls(model, test_sets, config)
+    after = _recalls(model, test_sets, config, not args.no_progress)
 
     print(f"\n{'test set':<16}{'queries':>8}{'R@1 before':>12}{'R@1 after':>11}{'R@5 before':>12}{'R@5 after':>11}")
     for test_set, old, new in zip(test_sets, before, after, strict=True):

@@ -7,6 +7,7 @@ inclusive), found with scikit-learn's radius search as in CosPlace (DESIGN secti
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,22 @@ def find_positives(database_utm: np.ndarray, queries_utm: np.ndarray, threshold:
     return tuple(i[np.lexsort((i, d))].astype(np.int64) for d, i in zip(distances, indices, strict=True))
 
 
+def require_a_positive(test_set: TestSet, way_out: str) -> None:
+    """Refuse a test set where no query has a positive: its Recall@N would be 0 whatever the model."""
+    if test_set.queries_without_positives < test_set.num_queries:
+        return
+    origin = test_set.database_utm.mean(axis=0)  # centred, as in find_positives, to keep centimetres at UTM scale
+    nearest = NearestNeighbors(n_neighbors=1).fit(test_set.database_utm - origin).kneighbors(
+        test_set.queries_utm - origin)[0].min()
+    needed = math.ceil(float(nearest) * 10) / 10
+    raise ConfigError(
+        f"option --positive-dist-threshold={test_set.positive_dist_threshold:g} leaves all {test_set.num_queries} "
+        f"queries of {test_set.name} without a positive (its nearest query and database image are {nearest:.2f} m "
+        f"apart), so Recall@N would be 0 whatever the model learns; use --positive-dist-threshold >= {needed:g} "
+        f"(metres), check that database/ and queries/ show the same places, {way_out}"
+    )
+
+
 def load_test_set(path: str | Path, positive_dist_threshold: float = 25.0, split: str = "test") -> TestSet:
     """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/`."""
     if not positive_dist_threshold > 0:
@@ -90,6 +107,7 @@ def load_test_set(path: str | Path, positive_dist_threshold: float = 25.0, split
     positives = find_positives(database_utm, queries_utm, positive_dist_threshold)
     test_set = TestSet(paths.name, tuple(database), tuple(queries), database_utm, queries_utm,
                        float(positive_dist_threshold), positives)
+    require_a_positive(test_set, "or train with --no-validate" if split == "val" else "or pass another test set")
     if test_set.queries_without_positives:
         log.warning("%s: %d of %d queries have no database image within %g m; they count as misses in Recall@N",
                     test_set.name, test_set.queries_without_positives, test_set.num_queries, positive_dist_threshold)

@@ -15,11 +15,12 @@ def check_batch_fits(split: TrainSplit, groups_num: int, batch_size: int) -> Non
     """Every group used must hold at least `batch_size` classes (the official code dies with StopIteration)."""
     for index in range(groups_num):
         group = split.group(index)
-        if len(group.class_ids) < batch_size:
+        classes = len(group.class_ids)
+        if classes < batch_size:
             raise ConfigError(
-                f"option --batch-size={batch_size} is larger than the {len(group.class_ids)} classes of group "
-                f"{index} (group id {group.group_id}); a batch holds distinct classes, so use --batch-size "
-                f"<= {len(group.class_ids)}, fewer groups (--groups-num), or more classes per group "
+                f"option --batch-size={batch_size} is larger than the {classes} class{'es' if classes > 1 else ''} "
+                f"of group {index} (group id {group.group_id}); a batch holds distinct classes, so use --batch-size "
+                f"<= {classes}, fewer groups (--groups-num), or more classes per group "
                 "(lower --min-images-per-class, or smaller --N / --L)"
             )
 

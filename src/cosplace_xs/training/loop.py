@@ -52,13 +52,14 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
     at each epoch end, `best.pt` whenever val R@1 improves."""
     context, device_name = init_distributed(config.train.device)
     with run_files.RunLogFile(run_dir, enabled=context.is_main):
-        run = prepare_run(config, run_dir, resume, context, device_name)
+        progress = progress and context.is_main
+        run = prepare_run(config, run_dir, resume, context, device_name, progress)
         writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=run.global_step()) \
             if context.is_main else None
         try:
             while run.state.epoch < config.train.epochs:
-                _train_epoch(run, writer, progress and context.is_main)
-                _end_epoch(run, writer)
+                _train_epoch(run, writer, progress)
+                _end_epoch(run, writer, progress)
                 barrier(context)
         finally:
             if writer is not None:
@@ -143,7 +144,7 @@ def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) ->
     move_classifier(classifier, classifier_optimizer, torch.device("cpu"))
 
 
-def _end_epoch(run: RunSetup, writer: SummaryWriter | None) -> None:
+def _end_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) -> None:
     """Validate, record the epoch's metrics, and checkpoint (on the main process only)."""
     state, config = run.state, run.config
     row: dict[str, Any] = {
@@ -156,7 +157,8 @@ def _end_epoch(run: RunSetup, writer: SummaryWriter | None) -> None:
     }
     improved = False
     if run.val_set is not None:
-        result = evaluate_model(state.model, run.val_set, run.eval_config, run.device, run.precision)
+        result = evaluate_model(state.model, run.val_set, run.eval_config, run.device, run.precision,
+                                progress=progress)
         row.update({f"val_R@{n}": r for n, r in result.recalls.items()})
         row["val_seconds"] = result.seconds
         improved = state.best_r1 is None or result.recalls[1] > state.best_r1

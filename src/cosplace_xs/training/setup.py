@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from cosplace_xs.config import EvalConfig, RunConfig
 from cosplace_xs.data.layout import discover_dataset, list_images, require_train_dir
 from cosplace_xs.data.scan import ScanReport, scan_images
 from cosplace_xs.data.split import TrainSplit, build_split
-from cosplace_xs.data.test_set import TestSet, find_positives, load_test_set
+from cosplace_xs.data.test_set import TestSet, find_positives, load_test_set, require_a_positive
 from cosplace_xs.data.train_set import check_batch_fits
 from cosplace_xs.device import resolve_device, resolve_precision
-from cosplace_xs.errors import BadImageError, CheckpointError, DatasetLayoutError
-from cosplace_xs.model.network import build_model
+from cosplace_xs.errors import BadImageError, CheckpointError, ConfigError, DatasetLayoutError
+from cosplace_xs.model.network import GeoLocalizationNet, build_model
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import DistributedContext, wrap_model
@@ -105,6 +106,33 @@ def _val_set_without(val: TestSet, skipped: set[Path]) -> TestSet | None:
         queries_utm=queries_utm, positives=find_positives(database_utm, queries_utm, val.positive_dist_threshold))
 
 
+def _warn_single_class_groups(split: TrainSplit, groups_num: int) -> None:
+    single = [index for index in range(groups_num) if len(split.group(index).class_ids) == 1]
+    if single:
+        log.warning("groups with a single class: %s; CosFace's loss over one class is always 0, so their epochs "
+                    "teach the model nothing; smaller --N / --L or a lower --min-images-per-class give groups more "
+                    "classes", ", ".join(map(str, single)))
+
+
+def _check_batch_norm_input(model: GeoLocalizationNet, config: RunConfig, images_per_step: int,
+                            device: torch.device) -> None:
+    """BatchNorm in training mode needs more than one value per channel: one image a step whose last feature map
+    is 1 x 1 (a ResNet at --image-size <= 32) would fail at the first batch, so it is refused here."""
+    if images_per_step > 1 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    size = config.train.image_size
+    model.eval()  # the probe must not touch the running statistics
+    with torch.no_grad():
+        height, width = model.backbone(torch.zeros(1, 3, size, size, device=device)).shape[-2:]
+    model.train()
+    if height * width == 1:
+        raise ConfigError(
+            f"option --batch-size={config.train.batch_size} trains one image per step (per process), and at "
+            f"--image-size={size} the last feature map of {config.model.backbone} is 1x1: BatchNorm cannot normalise "
+            f"a single value per channel; use --batch-size >= {2 * config.train.batch_size}, or a larger --image-size"
+        )
+
+
 def _configure_determinism(device: torch.device) -> None:
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -113,7 +141,7 @@ def _configure_determinism(device: torch.device) -> None:
 
 
 def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: DistributedContext,
-                device_name: str) -> RunSetup:
+                device_name: str, progress: bool = True) -> RunSetup:
     """Check data and options, build the split, model and state; restore the last checkpoint on resume."""
     if resume and not any((run_dir / name).exists() for name in (ckpt.LAST, ckpt.PREVIOUS)):
         # stopped before its first checkpoint: nothing to continue, nothing lost by starting again
@@ -127,18 +155,22 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     images = list_images(train_dir, "training images")
     val_set = _load_val_set(config) if context.is_main else None
     # every image is checked before the first batch, so a broken one cannot stop the run at epoch 7
-    scans = [("training images", len(images), scan_images(images, require_heading=True, desc="checking training"))]
+    scans = [("training images", len(images), scan_images(images, require_heading=True, progress=progress,
+                                                                desc="checking training"))]
     if val_set is not None:
-        scans += [(f"val {what}", len(paths), scan_images(paths, desc=f"checking val {what}"))
+        scans += [(f"val {what}", len(paths), scan_images(paths, progress=progress, desc=f"checking val {what}"))
                   for what, paths in (("database images", val_set.database_paths),
                                       ("queries", val_set.queries_paths))]
     skipped = _unusable_files(scans, config.train.skip_bad_images, run_dir)
     if skipped:
         images = [path for path in images if path not in skipped]
         val_set = _val_set_without(val_set, skipped) if val_set is not None else None
+    if val_set is not None:
+        require_a_positive(val_set, "or train with --no-validate")
     split = build_split(train_dir, config.split, images=images)
     split.check_groups_num(config.split.groups_num)
     check_batch_fits(split, config.split.groups_num, config.train.batch_size)
+    _warn_single_class_groups(split, config.split.groups_num)
     log.info("split:\n%s", split.summary())
     eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
 
@@ -149,7 +181,8 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
         model = model.to(memory_format=torch.channels_last)
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
     state = new_state(model, classes, config, device)
-    context.batch_slice(config.train.batch_size)
+    share = context.batch_slice(config.train.batch_size)
+    _check_batch_norm_input(model, config, share.stop - share.start, device)
     run = RunSetup(config, run_dir, device, precision, split, split.split_key, val_set, eval_config, state,
                    context, wrap_model(model, context))
     if resume:
