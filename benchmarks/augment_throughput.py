@@ -1,17 +1,20 @@
 """Images per second of the default batch augmentation vs a per-image torchvision.transforms.v2 loop.
 
-Usage: python benchmarks/augment_throughput.py [--threads 2] [--batch 32] [--repeats 5] [--device cpu]
-Prints one line per setting, then one JSON line with every figure.
+Usage: python benchmarks/augment_throughput.py [--threads 2] [--batch 32] [--repeats 5] [--output-size 224]
+           [--input-sizes 224,512] [--device auto]
+The batched augmentation (`BatchAugmentation`, the paper's Table 2 defaults) runs on the device; the per-image
+loop (the same ops one image at a time, as a CPU data loader runs them) on the CPU at the same thread count.
+Prints one line per input size, and its figures as one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from functools import partial
 
+import common
 import torch
 from torchvision.transforms import v2
 
@@ -44,42 +47,49 @@ def per_image_pipeline(config: AugmentConfig, size: int, generator: torch.Genera
 
 
 def images_per_second(step: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, repeats: int) -> float:
-    step(images)  # warm-up: allocations, kernel selection
-    if images.device.type == "cuda":
-        torch.cuda.synchronize()
+    """Images/s of `step` on the batch over `repeats` calls, after one untimed call (allocations, kernels)."""
+    step(images)
+    common.synchronize(images.device)
     start = time.perf_counter()
     for _ in range(repeats):
         step(images)
-    if images.device.type == "cuda":
-        torch.cuda.synchronize()
+    common.synchronize(images.device)
     return len(images) * repeats / (time.perf_counter() - start)
+
+
+def run(batch: int, input_sizes: list[int], output_size: int, repeats: int, device: torch.device) -> list[dict]:
+    """Batched and per-image images/s for each input size; one record each."""
+    config = AugmentConfig()
+    records = []
+    for input_size in input_sizes:
+        images = torch.randint(0, 256, (batch, 3, input_size, input_size), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(0))
+        batched = partial(BatchAugmentation(config, output_size), generator=torch.Generator().manual_seed(0))
+        ours = images_per_second(batched, images.to(device), repeats)
+        loop = per_image_pipeline(config, output_size, torch.Generator().manual_seed(0))
+        theirs = images_per_second(loop, images, max(1, repeats // 2))  # slow: fewer repeats
+        records.append({"device": str(device), "threads": torch.get_num_threads(), "batch": batch,
+                        "input_size": input_size, "output_size": output_size, "batched_images_per_s": round(ours, 1),
+                        "per_image_cpu_images_per_s": round(theirs, 1), "speedup": round(ours / theirs, 2)})
+    return records
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    common.add_common_args(parser)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output-size", type=int, default=224)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--input-sizes", default="224,512", help="sizes of the decoded images, comma-separated")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    config = AugmentConfig()
-    results: dict[str, float | int | str] = {"threads": args.threads, "batch": args.batch, "device": str(device)}
-    for input_size in (224, 512):
-        images = torch.randint(0, 256, (args.batch, 3, input_size, input_size), dtype=torch.uint8,
-                               generator=torch.Generator().manual_seed(0))
-        batched = partial(BatchAugmentation(config, args.output_size), generator=torch.Generator().manual_seed(0))
-        ours = images_per_second(batched, images.to(device), args.repeats)
-        loop = per_image_pipeline(config, args.output_size, torch.Generator().manual_seed(0))
-        theirs = images_per_second(loop, images, max(1, args.repeats // 2))
-        key = f"{input_size}to{args.output_size}"
-        results[f"batched_{key}"] = round(ours, 1)
-        results[f"torchvision_loop_cpu_{key}"] = round(theirs, 1)
-        print(f"{input_size} -> {args.output_size}: batched on {device} {ours:8.1f} img/s | "
-              f"torchvision per-image loop on the CPU {theirs:8.1f} img/s | x{ours / theirs:.1f}")
-    print(json.dumps(results))
+    device = common.setup(args.threads, args.device)
+    common.emit("environment", common.environment(device))
+    for record in run(args.batch, [int(s) for s in args.input_sizes.split(",")], args.output_size, args.repeats,
+                      device):
+        print(f"{record['input_size']} -> {record['output_size']}: batched on {device} "
+              f"{record['batched_images_per_s']:8.1f} img/s | per-image loop on the CPU "
+              f"{record['per_image_cpu_images_per_s']:8.1f} img/s | x{record['speedup']:.1f}", flush=True)
+        common.emit("augment_throughput", record)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ def _blend_(images: torch.Tensor, other: torch.Tensor, factors: torch.Tensor) ->
 
 def adjust_contrast(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """Contrast: blend with the mean of the image's grayscale version."""
-    mean = grayscale(images).mean(dim=(1, 2, 3), keepdim=True)
-    return _blend_(images, mean, factors)
+    # the mean of the luma is the luma of the channel means: one reading pass, no grayscale image written
+    weights = torch.tensor(GRAY_WEIGHTS, device=images.device, dtype=images.dtype)
+    mean = (images.mean(dim=(2, 3)) * weights).sum(dim=1)
+    return _blend_(images, mean.view(-1, 1, 1, 1), factors)
 
 
 def adjust_saturation(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:

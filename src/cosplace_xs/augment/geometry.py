@@ -73,10 +73,24 @@ def warp_matrices(boxes: torch.Tensor, angles_degrees: torch.Tensor, height: int
     return torch.stack((row_x, row_y), dim=1)
 
 
+def affine_grid(matrices: torch.Tensor, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`F.affine_grid(matrices, [B, C, size, size], align_corners=False)`, built by broadcasting.
+
+    An affine map is separable (x' = a x + b y + c), so two broadcast sums give the grid; affine_grid's
+    batched matrix product over every pixel costs as much as the bilinear sampling itself on the CPU.
+    """
+    theta = matrices.to(device=device, dtype=dtype)
+    centres = torch.arange(size, device=device, dtype=dtype).mul_(2).add_(1).div_(size).sub_(1)  # pixel centres
+    grid = torch.empty(theta.shape[0], size, size, 2, device=device, dtype=dtype)
+    for axis in (0, 1):
+        a, b, c = (theta[:, axis, column].view(-1, 1, 1) for column in range(3))
+        torch.add(a * centres.view(1, 1, size), b * centres.view(1, size, 1) + c, out=grid[..., axis])
+    return grid
+
+
 def warp(images: torch.Tensor, matrices: torch.Tensor, size: int) -> torch.Tensor:
     """One bilinear `grid_sample` for the batch; pixels from outside the image are 0 (black)."""
-    theta = matrices.to(device=images.device, dtype=images.dtype)
-    grid = F.affine_grid(theta, [images.shape[0], images.shape[1], size, size], align_corners=False)
+    grid = affine_grid(matrices, size, images.dtype, images.device)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

@@ -93,8 +93,9 @@ def extract_descriptors(model: nn.Module, paths: Sequence[Path], image_size: int
     bar = tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=not progress, dynamic_ncols=True)
     with eval_mode(model), torch.inference_mode(), bar:
         for images, indices in _loader(dataset, batch_size, device, num_workers):
-            images = normalize(images.to(device, non_blocking=True))
-            images = images.contiguous(memory_format=torch.channels_last)
+            # channels_last while still uint8: a quarter of the bytes to move, and normalize keeps the layout
+            images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            images = normalize(images)
             with autocast(device, precision):
                 descriptors = model(images)
             descriptors = descriptors.float().cpu().numpy()
