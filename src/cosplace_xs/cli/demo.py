@@ -20,16 +20,18 @@ from cosplace_xs.model.network import build_model
 from cosplace_xs.training.loop import train
 from cosplace_xs.training.run_files import CURVES, new_run_dir
 
+# From random weights on 2 CPU cores: small images and every layer trained (frozen random layers learn nothing)
 DEMO_OPTIONS = {
-    "train.image_size": 112,
+    "train.image_size": 64,
     "train.batch_size": 32,
-    "train.epochs": 4,
-    "train.iterations_per_epoch": 100,
-    "train.checkpoint_every": 50,
+    "train.epochs": 10,
+    "train.iterations_per_epoch": 180,
+    "train.checkpoint_every": 100,
     "split.min_images_per_class": 4,
-    "split.groups_num": 4,
+    "split.groups_num": 10,
     "model.pretrained": "none",
-    "optim.lr": 1e-4,
+    "model.train_all_layers": True,
+    "optim.lr": 1e-3,
 }
 
 
