@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     model, _ = load_trained_model(run_dir / "best.pt", resolve_device(config.train.device))
     after = _recalls(model, test_sets, config, not args.no_progress)
 
-    print(f"\n{'test set':<16}{'queries':>8}{'R@1 before':>12}{'R@1 after':>11}{'R@5 before':>12}{'R@5 after':>11}")
+    print(f"\n{'test set':<22}{'queries':>8}{'R@1 before':>12}{'R@1 after':>11}{'R@5 before':>12}{'R@5 after':>11}")
     for test_set, old, new in zip(test_sets, before, after, strict=True):
-        print(f"{test_set.name:<16}{test_set.num_queries:>8}{old[1]:>12.1f}{new[1]:>11.1f}"
+        print(f"{test_set.name:<22}{test_set.num_queries:>8}{old[1]:>12.1f}{new[1]:>11.1f}"
               f"{old[5]:>12.1f}{new[5]:>11.1f}")
     print(f"\ncurves: {run_dir / CURVES}   total time: {time.perf_counter() - start:.0f} s")
     return 0
