@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from cosplace_xs.config import AugmentConfig, ModelConfig, RunConfig, SplitConfig, TrainConfig
+from cosplace_xs.config import AugmentConfig, EvalConfig, ModelConfig, RunConfig, SplitConfig, TrainConfig
+from cosplace_xs.device import resolve_num_workers
 from cosplace_xs.errors import ConfigError
 
 
@@ -28,11 +30,19 @@ def test_defaults_are_the_methods() -> None:
         (lambda: ModelConfig(fc_output_dim=0), "--fc-output-dim"),
         (lambda: TrainConfig(batch_size=0), "--batch-size"),
         (lambda: AugmentConfig(cutout_p=1.5), "--cutout-p"),
+        (lambda: EvalConfig(num_workers=-1), "--eval-num-workers"),
     ],
 )
 def test_out_of_range_options_name_the_option(build, option: str) -> None:
     with pytest.raises(ConfigError, match=f"option {option}="):
         build()
+
+
+def test_inference_decodes_in_the_main_process_on_the_cpu_unless_told_otherwise() -> None:
+    assert EvalConfig().num_workers is None
+    assert resolve_num_workers(None, torch.device("cpu")) == 0
+    assert resolve_num_workers(None, torch.device("cuda")) == 4
+    assert resolve_num_workers(3, torch.device("cpu")) == 3
 
 
 def test_yaml_round_trip(tmp_path: Path) -> None:

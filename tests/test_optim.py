@@ -50,3 +50,25 @@ def test_classifier_optimizer_is_adam_at_classifiers_lr_and_survives_moves() -> 
     move_classifier(classifier, optimizer, torch.device("cpu"))
     assert torch.equal(optimizer.state[classifier.weight]["exp_avg"], moment)
     optimizer.step()  # still bound to the same parameters after the move
+
+
+@pytest.mark.parametrize(("name", "extra"), [("adam", {}), ("adamw", {}), ("sgd", {"momentum": 0.9})])
+def test_fused_kernels_take_the_same_steps_as_the_per_operation_ones(name, extra) -> None:
+    torch.manual_seed(0)
+    fused_model, plain_model = _model(), _model()
+    plain_model.load_state_dict(fused_model.state_dict())
+    config = OptimConfig(optimizer=name, lr=1e-2, weight_decay=1e-2)
+    fused = build_model_optimizer(fused_model.parameters(), config)
+    assert fused.param_groups[0]["fused"] is True
+    plain_cls = type(fused)
+    plain = plain_cls([p for p in plain_model.parameters() if p.requires_grad], lr=1e-2, weight_decay=1e-2,
+                      foreach=False, **extra)
+    inputs = torch.randn(8, 4)
+    for _ in range(3):
+        for model, optimizer in ((fused_model, fused), (plain_model, plain)):
+            optimizer.zero_grad()
+            model(inputs).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert build_classifier_optimizer(nn.Linear(3, 5), config).param_groups[0]["fused"] is True

@@ -148,6 +148,7 @@ class TrainConfig:
     skip_bad_images: bool = False
     validate: bool = True
     channels_last: bool = True
+    compile: bool = False  # torch.compile the model: faster steps after a first slow one
 
     def __post_init__(self) -> None:
         _check(self.image_size >= 16, "--image-size", ">= 16 pixels", self.image_size)
@@ -168,7 +169,7 @@ class EvalConfig:
     recall_values: tuple[int, ...] = (1, 5, 10, 20)
     image_size: int | None = None  # None: keep each image's native size
     batch_size: int = 32
-    num_workers: int = 2
+    num_workers: int | None = None  # None: auto, 0 on the CPU (decoding would preempt the model), 4 on CUDA
 
     def __post_init__(self) -> None:
         self.recall_values = tuple(self.recall_values)
@@ -179,6 +180,8 @@ class EvalConfig:
         _check(self.image_size is None or self.image_size >= 16, "--eval-image-size", ">= 16 or native",
                self.image_size)
         _check(self.batch_size >= 1, "--eval-batch-size", ">= 1", self.batch_size)
+        _check(self.num_workers is None or self.num_workers >= 0, "--eval-num-workers", ">= 0 or auto",
+               self.num_workers)
 
 
 @dataclass

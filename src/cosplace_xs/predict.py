@@ -107,7 +107,7 @@ def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database:
 
 
 def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorStore, k: int,
-            device: torch.device, precision: str = "fp32", batch_size: int = 32, num_workers: int = 0,
+            device: torch.device, precision: str = "fp32", batch_size: int = 32, num_workers: int | None = None,
             cosface_scale: float = 30.0, radius: float = 25.0, progress: bool = True) -> list[Prediction]:
     """Geolocate each photo by its k nearest database descriptors (exact L2 search).
 
@@ -122,7 +122,7 @@ def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorS
 
 
 def open_database(source: Path, model: nn.Module, config: RunConfig, image_size: int | None, batch_size: int,
-                  device: torch.device, precision: str = "fp32", num_workers: int = 0,
+                  device: torch.device, precision: str = "fp32", num_workers: int | None = None,
                   progress: bool = True) -> DescriptorStore:
     """A descriptor store file (`.npy` or `.json`, checked against the model), or a folder of database images
     (named in the dataset format) whose descriptors are extracted now, in memory."""

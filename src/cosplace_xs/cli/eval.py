@@ -50,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--native-size", action="store_true", help="keep every image's own size")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N",
                         help="images per inference batch (default: 32)")
-    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="image decoding processes (default: 2)")
+    parser.add_argument("--num-workers", type=int, metavar="N",
+                        help="image decoding processes (default: 0 on the CPU, where they slow the model; 4 on CUDA)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
                         help="auto = fp16 autocast on CUDA, fp32 on the CPU")
@@ -71,6 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="pictures of N queries per test set (hits and misses) with their top 5")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="folder of the results (default: the checkpoint's folder)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model: faster batches after 10-60 s of compilation (and again for "
+                             "each new batch shape)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -79,7 +83,7 @@ def check_inference_options(args: argparse.Namespace) -> None:
     """The options shared by `eval` and `predict` that no configuration class checks under their own names."""
     if args.batch_size < 1:
         raise ConfigError(f"option --batch-size={args.batch_size} is out of range: >= 1")
-    if args.num_workers < 0:
+    if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError(f"option --num-workers={args.num_workers} is out of range: >= 0")
 
 
@@ -156,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    model, config = load_trained_model(checkpoint, device)
+    model, config = load_trained_model(checkpoint, device, args.compile)
     eval_config = EvalConfig(args.positive_dist_threshold, tuple(args.recall_values), eval_image_size(args, config),
                              args.batch_size, args.num_workers)
     approximate = None if args.approximate is None else ApproximateSearch(

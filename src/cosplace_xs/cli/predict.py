@@ -45,10 +45,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--native-size", action="store_true", help="keep every image's own size")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N",
                         help="images per inference batch (default: 32)")
-    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="image decoding processes (default: 2)")
+    parser.add_argument("--num-workers", type=int, metavar="N",
+                        help="image decoding processes (default: 0 on the CPU, where they slow the model; 4 on CUDA)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
                         help="auto = fp16 autocast on CUDA, fp32 on the CPU")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model: faster batches after 10-60 s of compilation (and again for "
+                             "each new batch shape)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     photos = photo_paths(args.images)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    model, config = load_trained_model(args.checkpoint, device)
+    model, config = load_trained_model(args.checkpoint, device, args.compile)
     image_size = eval_image_size(args, config)
     progress = not args.no_progress
     database = open_database(args.database, model, config, image_size, args.batch_size, device, precision,

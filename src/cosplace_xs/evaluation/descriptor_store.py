@@ -122,7 +122,7 @@ def _write_sidecar(path: Path, database_dir: Path, paths: Sequence[Path], east_n
 
 
 def build_store(model: nn.Module, database_dir: Path, paths: Sequence[Path], signature: ModelSignature,
-                batch_size: int, device: torch.device, precision: str = "fp32", num_workers: int = 0,
+                batch_size: int, device: torch.device, precision: str = "fp32", num_workers: int | None = None,
                 path: Path | None = None, dtype: str = "float16", progress: bool = True,
                 desc: str = "database") -> DescriptorStore:
     """Extract the database descriptors; with `path`, straight into a memory-mapped `.npy` plus its sidecar."""

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from cosplace_xs.augment import normalize
 from cosplace_xs.data.images import read_image
-from cosplace_xs.device import autocast
+from cosplace_xs.device import autocast, resolve_num_workers
 
 
 class ImageFiles(Dataset):
@@ -81,18 +81,19 @@ def _loader(dataset: ImageFiles, batch_size: int, device: torch.device, num_work
 
 
 def extract_descriptors(model: nn.Module, paths: Sequence[Path], image_size: int | None, batch_size: int,
-                        device: torch.device, precision: str = "fp32", num_workers: int = 0,
+                        device: torch.device, precision: str = "fp32", num_workers: int | None = None,
                         desc: str = "database", out: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
     """Descriptors (len(paths), D) of the images, row i for paths[i]; the model must be on `device`.
 
     `out`, when given, is filled and returned (e.g. a memory-mapped store, float16 or float32), so a large
-    database never sits in memory twice; otherwise a float32 array is allocated.
+    database never sits in memory twice; otherwise a float32 array is allocated. `num_workers` None: as
+    `resolve_num_workers` chooses for the device.
     """
     assert len(paths) > 0, "extraction needs at least one image"
     dataset = ImageFiles(paths, image_size)
     bar = tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=not progress, dynamic_ncols=True)
     with eval_mode(model), torch.inference_mode(), bar:
-        for images, indices in _loader(dataset, batch_size, device, num_workers):
+        for images, indices in _loader(dataset, batch_size, device, resolve_num_workers(num_workers, device)):
             # channels_last while still uint8: a quarter of the bytes to move, and normalize keeps the layout
             images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             images = normalize(images)

@@ -13,9 +13,11 @@ from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_mode
 from cosplace_xs.training.checkpoint import read_checkpoint, resolve_checkpoint
 
 
-def load_trained_model(checkpoint: str | Path, device: torch.device) -> tuple[GeoLocalizationNet, RunConfig]:
+def load_trained_model(checkpoint: str | Path, device: torch.device,
+                       compiled: bool = False) -> tuple[GeoLocalizationNet, RunConfig]:
     """The model of a checkpoint (a run folder means its best.pt, else last.pt) in eval mode on `device`,
-    and the run's options; weights that do not fit the options are a CheckpointError naming the file."""
+    and the run's options; weights that do not fit the options are a CheckpointError naming the file.
+    `compiled`: torch.compile the model in place (faster batches after a slow first one)."""
     path = resolve_checkpoint(checkpoint)
     state = read_checkpoint(path)
     missing = [key for key in ("config", "model") if key not in state]
@@ -31,4 +33,6 @@ def load_trained_model(checkpoint: str | Path, device: torch.device) -> tuple[Ge
     model = model.to(device).eval()
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        model.compile()
     return model, config

@@ -111,7 +111,7 @@ def evaluate_trial(folder: Path, config: RunConfig, test_sets: dict[str, TestSet
                    progress: bool) -> dict[str, dict[str, Any]]:
     """Recall@N of the trial's best checkpoint (last when it had no validation) on every test set."""
     device = resolve_device(config.train.device)
-    model, _ = load_trained_model(folder, device)
+    model, _ = load_trained_model(folder, device, config.train.compile)
     eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
     precision = resolve_precision(config.train.precision, device)
     results = {}

@@ -56,6 +56,8 @@ class RunLogFile:
     """Copies the toolkit's log records into the run folder's `train.log` while a run lasts."""
 
     def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+        if enabled:
+            run_dir.mkdir(parents=True, exist_ok=True)  # a run started from Python gets its folder too
         self.handler = logging.FileHandler(run_dir / LOG) if enabled else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.logger = logging.getLogger("cosplace_xs")

@@ -179,6 +179,8 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     model = model.to(device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if config.train.compile:
+        model.compile()  # in place: state dict keys, checkpoints and DDP's view of the model unchanged
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
     state = new_state(model, classes, config, device)
     share = context.batch_slice(config.train.batch_size)

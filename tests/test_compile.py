@@ -1,0 +1,64 @@
+"""`--compile`: the compiled model computes what the eager one does, in training and in extraction."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from cosplace_xs.config import ModelConfig, RunConfig
+from cosplace_xs.data.layout import list_images
+from cosplace_xs.evaluation.descriptors import extract_descriptors
+from cosplace_xs.evaluation.model_loading import load_trained_model
+from cosplace_xs.model.cosface import CosFace
+from cosplace_xs.model.network import build_model
+from cosplace_xs.training import checkpoint as ckpt
+from cosplace_xs.training.loop import train
+
+CPU = torch.device("cpu")
+
+
+def test_a_compiled_training_step_gives_the_eager_loss_and_gradients() -> None:
+    torch.manual_seed(0)
+    eager = build_model(ModelConfig(fc_output_dim=8, pretrained="none")).to(memory_format=torch.channels_last)
+    compiled = copy.deepcopy(eager)
+    compiled.compile()
+    classifier = CosFace(8, 5)
+    images = torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    labels = torch.tensor([0, 1, 2, 3])
+    losses = []
+    for model in (eager, compiled):
+        model.train()
+        loss = F.cross_entropy(classifier(model(images), labels), labels)
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        if a.grad is not None:  # fused kernels sum in another order: equal to float32 rounding of the largest
+            assert (b.grad - a.grad).abs().max() <= 1e-4 * a.grad.abs().max(), name
+    for (name, a), b in zip(eager.named_buffers(), compiled.buffers(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)  # BatchNorm running statistics
+
+
+def test_a_compiled_run_writes_plain_checkpoints_and_extracts_the_eager_descriptors(
+        tiny_city: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+    config = RunConfig().replace({
+        "train.dataset": str(tiny_city), "train.image_size": 32, "train.batch_size": 4, "train.epochs": 1,
+        "train.iterations_per_epoch": 2, "train.num_workers": 0, "train.validate": False, "train.compile": True,
+        "train.checkpoint_every": 0, "split.min_images_per_class": 2, "split.groups_num": 1,
+        "model.pretrained": "none", "model.fc_output_dim": 8,
+    })
+    train(config, tmp_path / "run", progress=False)
+    state = ckpt.read_checkpoint(tmp_path / "run" / ckpt.LAST)
+    assert state["config"]["train"]["compile"] is True
+    assert set(state["model"]) == set(build_model(config.model).state_dict())  # no `_orig_mod.` prefixes
+
+    paths = list_images(tiny_city / "test" / "database", "test database")[:6]
+    eager, _ = load_trained_model(tmp_path / "run", CPU)
+    compiled, _ = load_trained_model(tmp_path / "run", CPU, compiled=True)
+    expected = extract_descriptors(eager, paths, 32, 4, CPU, progress=False)
+    got = extract_descriptors(compiled, paths, 32, 4, CPU, progress=False)  # batches of 4, then 2
+    torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
