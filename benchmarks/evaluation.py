@@ -1,14 +1,16 @@
 """Evaluation speed: descriptor extraction images/s, and exact k-NN search time at SF-XS and SF-XL sizes.
 
 Usage: python benchmarks/evaluation.py [--dataset DIR] [--backbone resnet18] [--precisions fp32,bf16]
-           [--images 512] [--size 224] [--batch 32] [--workers 0,2] [--bare-steps 5] [--rounds 3]
+           [--compiled-precisions bf16] [--images 512] [--size 224] [--batch 32] [--workers 0,2]
+           [--bare-steps 5] [--rounds 3]
            [--checkpoint RUN] [--recall] [--sfxl-fraction 0.1] [--database 27000] [--queries 1000]
            [--threads 2] [--device auto]
 
 - extraction: the library's `extract_descriptors` on the first `--images` of the dataset's test database (the
   synthetic city by default), through its data loader, per number of workers and precision, beside the bare
   inference step of `model_throughput.py` (same model, batch and precision) measured before, between and after
-  `--rounds` extractions (the one of median ratio reported); then the peak memory of the process so far;
+  `--rounds` extractions (the one of median ratio reported); with `--compiled-precisions`, also the model
+  compiled as `eval --compile` does, against the compiled bare step; then the peak memory of the process so far;
 - recall (with `--recall`): Recall@N of the whole test set with each precision, to check that a faster
   precision keeps recall within a point of fp32 (a trained `--checkpoint` makes this meaningful);
 - search: 1,000 queries against 27,000 database descriptors of 512 floats (SF-XS test), k = 20, for the library's
@@ -68,12 +70,15 @@ SEARCHES: dict[str, Search] = {"library_knn": knn, "index_flat_l2": index_flat_s
                                 "faiss_knn": brute_force_search}
 
 
-def eval_model(backbone: str, checkpoint: Path | None, device: torch.device) -> nn.Module:
+def eval_model(backbone: str, checkpoint: Path | None, device: torch.device, compiled: bool = False) -> nn.Module:
     """A trained model from `checkpoint`, else an untrained one as training builds it (channels_last)."""
     if checkpoint is not None:
-        return load_trained_model(checkpoint, device)[0]
+        return load_trained_model(checkpoint, device, compiled)[0]
     model = build_model(ModelConfig(backbone=backbone, pretrained="none")).to(device)
-    return model.to(memory_format=torch.channels_last).eval()
+    model = model.to(memory_format=torch.channels_last).eval()
+    if compiled:
+        model.compile()
+    return model
 
 
 def extraction_figures(model: nn.Module, paths: list[Path], size: int, batch: int, device: torch.device,
@@ -89,14 +94,14 @@ def extraction_figures(model: nn.Module, paths: list[Path], size: int, batch: in
 
 def run_extraction(dataset: Path, backbone: str, checkpoint: Path | None, precisions: list[str], images: int,
                    size: int, batch: int, workers: int, device: torch.device, bare_steps: int,
-                   rounds: int = 1) -> list[dict]:
+                   rounds: int = 1, compiled: bool = False) -> list[dict]:
     """Extraction per precision `rounds` times, between bare inference steps of the same model, batch and
     precision."""
     paths = list_images(dataset / "test" / "database", "test database images")[:images]
-    model = eval_model(backbone, checkpoint, device)
+    model = eval_model(backbone, checkpoint, device, compiled)
     records = []
     for precision in precisions:
-        variant = model_throughput.Variant(True, precision)
+        variant = model_throughput.Variant(True, precision, compiled=compiled)
 
         def bare(variant: model_throughput.Variant = variant) -> float:
             return batch / model_throughput.measure(backbone, size, batch, "infer", variant, device, bare_steps).median
@@ -105,7 +110,7 @@ def run_extraction(dataset: Path, backbone: str, checkpoint: Path | None, precis
             model, paths, size, batch, device, precision, workers), rounds)
         records.append({"device": str(device), "threads": torch.get_num_threads(), "backbone": backbone,
                         "size": size, "batch": batch, "workers": workers, "images": len(paths),
-                        "precision": precision, **figures})
+                        "precision": precision, "compiled": compiled, **figures})
     return records
 
 
@@ -180,9 +185,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512, help="database images extracted per precision")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=EvalConfig().batch_size)
-    parser.add_argument("--workers", default=f"0,{EvalConfig().num_workers}",
-                        help="data-loading workers of the extraction, comma-separated (the eval default is "
-                        f"{EvalConfig().num_workers})")
+    parser.add_argument("--compiled-precisions", default="",
+                        help="comma-separated precisions also extracted with the model compiled (e.g. bf16)")
+    parser.add_argument("--workers", default="0,2",
+                        help="data-loading workers of the extraction, comma-separated (the eval default: 0 on the "
+                        "CPU)")
     parser.add_argument("--bare-steps", type=int, default=5, help="timed steps of each bare comparison")
     parser.add_argument("--rounds", type=int, default=3, help="extractions per precision (median ratio reported)")
     parser.add_argument("--recall", action="store_true", help="also Recall@N of the whole test set per precision")
@@ -196,11 +203,15 @@ def main() -> None:
     precisions = args.precisions.split(",")
     dataset = common.synthetic_city(args.dataset, args.city_preset)
     workers_counts = [int(w) for w in args.workers.split(",")]
-    records = [record for workers in workers_counts for record in run_extraction(
-        dataset, args.backbone, args.checkpoint, precisions, args.images, args.size, args.batch, workers, device,
-        args.bare_steps, args.rounds)]
+    settings = [(precisions, False)]
+    if args.compiled_precisions:
+        settings.append((args.compiled_precisions.split(","), True))
+    records = [record for workers in workers_counts for chosen, compiled in settings for record in run_extraction(
+        dataset, args.backbone, args.checkpoint, chosen, args.images, args.size, args.batch, workers, device,
+        args.bare_steps, args.rounds, compiled)]
     for record in records:
-        print(f"extraction {record['backbone']} {record['size']}px {record['precision']} workers "
+        compiled = " compiled" if record["compiled"] else ""
+        print(f"extraction {record['backbone']} {record['size']}px {record['precision']}{compiled} workers "
               f"{record['workers']}: {record['images_per_s']:6.1f} img/s = {100 * record['ratio_to_bare']:.0f}% "
               f"of bare inference ({record['bare_images_per_s']:.1f})")
         common.emit("extraction", record)

@@ -1,7 +1,7 @@
 """Model step throughput on random tensors: training (forward + backward + optimizers) and inference images/s.
 
 Usage: python benchmarks/model_throughput.py [--backbones resnet18,resnet50,vgg16] [--sizes 224,512]
-           [--variants fp32,channels_last,channels_last_bf16,channels_last_bf16_fused] [--modes train,infer]
+           [--variants fp32,channels_last,channels_last_bf16,channels_last_bf16_unfused] [--modes train,infer]
            [--batch 32] [--steps 3] [--compile] [--ceiling-sizes 1024,2048,4096] [--threads 2] [--device auto]
 
 The training step is CosPlace's: the network as `build_model` makes it (layers before layer3 frozen), a CosFace
@@ -10,9 +10,10 @@ Inference is a forward pass under `torch.inference_mode`. FLOPs per image are co
 mode with `torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-add; what runs, so frozen layers
 count no weight gradients); the achieved FLOP/s is compared with the matmul ceiling of the variant's precision.
 `--batch` is the batch of ResNet-18 at 224 px; heavier settings get a batch scaled down by their FLOPs per
-image (at least 4), so that every setting takes about the same time per step. A `_fused` variant builds the
-same optimizers with their fused kernels (training only). `--compile` adds torch.compile variants for the first
-backbone at the first size.
+image (at least 4), so that every setting takes about the same time per step. The training loop's optimizers use
+fused kernels; an `_unfused` variant builds them without (torch's per-parameter loop on the CPU), to show what the
+fused kernels gain (training only). `--compile` adds torch.compile variants for the first backbone at the first
+size.
 """
 
 from __future__ import annotations
@@ -43,29 +44,29 @@ MIN_BATCH = 4
 
 @dataclass(frozen=True)
 class Variant:
-    """How the same step is run: memory format, autocast precision, fused optimizer kernels, compiled or eager."""
+    """How the same step is run: memory format, autocast precision, optimizer kernels, compiled or eager."""
 
     channels_last: bool
     precision: str  # fp32, bf16 or fp16 (autocast)
     compiled: bool = False
-    fused: bool = False  # the optimizers' fused kernels (one pass over the parameters instead of one per op)
+    unfused: bool = False  # the optimizers without their fused kernels (one pass per operation and parameter)
 
     @property
     def name(self) -> str:
         parts = ["channels_last" if self.channels_last else "", "" if self.precision == "fp32" else self.precision,
-                 "fused" if self.fused else "", "compile" if self.compiled else ""]
+                 "unfused" if self.unfused else "", "compile" if self.compiled else ""]
         return "_".join(p for p in parts if p) or "fp32"
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        """fp32, bf16, channels_last, channels_last_bf16, channels_last_fp16, each optionally followed by _fused,
-        then _compile."""
+        """fp32, bf16, channels_last, channels_last_bf16, channels_last_fp16, each optionally followed by
+        _unfused, then _compile."""
         tokens = name.split("_")
         precision = "bf16" if "bf16" in tokens else "fp16" if "fp16" in tokens else "fp32"
         variant = cls(name.startswith("channels_last"), precision, compiled="compile" in tokens,
-                      fused="fused" in tokens)
+                      unfused="unfused" in tokens)
         if variant.name != name:
-            raise ValueError(f"unknown variant {name!r}; e.g. fp32, channels_last, channels_last_bf16_fused_compile")
+            raise ValueError(f"unknown variant {name!r}; e.g. fp32, channels_last, channels_last_bf16_compile")
         return variant
 
 
@@ -91,9 +92,9 @@ def flops_per_image(backbone: str, size: int, mode: str) -> float:
     return counter.get_total_flops() / 2
 
 
-def fused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The same optimizer and settings with fused kernels (Adam, AdamW and SGD have them, on the CPU too)."""
-    return type(optimizer)(optimizer.param_groups[0]["params"], **{**optimizer.defaults, "fused": True})
+def unfused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The same optimizer and settings without fused kernels (torch's default implementation for the device)."""
+    return type(optimizer)(optimizer.param_groups[0]["params"], **{**optimizer.defaults, "fused": None})
 
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, variant: Variant,
@@ -102,8 +103,8 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, var
     classifier = CosFace(DESCRIPTOR_DIM, CLASSES_PER_GROUP, s=30.0, m=0.4).to(device)
     model_optimizer = build_model_optimizer(model.parameters(), OptimConfig())
     classifier_optimizer = build_classifier_optimizer(classifier, OptimConfig())
-    if variant.fused:
-        model_optimizer, classifier_optimizer = fused(model_optimizer), fused(classifier_optimizer)
+    if variant.unfused:
+        model_optimizer, classifier_optimizer = unfused(model_optimizer), unfused(classifier_optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=variant.precision == "fp16")
     forward = torch.compile(model) if variant.compiled else model
     model.train()
@@ -169,7 +170,7 @@ def run(backbones: list[str], sizes: list[int], variants: list[Variant], modes: 
                 flops = flops_per_image(backbone, size, mode)
                 setting_batch = scaled_batch(batch, reference[mode], flops)
                 for variant in variants:
-                    if variant.fused and mode == "infer":
+                    if variant.unfused and mode == "infer":
                         continue  # no optimizer in inference: the same step as without
                     timing = measure(backbone, size, setting_batch, mode, variant, device, steps)
                     images_per_s = setting_batch / timing.median
@@ -193,7 +194,7 @@ def run(backbones: list[str], sizes: list[int], variants: list[Variant], modes: 
 
 def default_variants(device: torch.device) -> list[str]:
     half = ["channels_last_fp16", "channels_last_bf16"] if device.type == "cuda" else ["channels_last_bf16"]
-    return ["fp32", "channels_last", *half, f"{half[-1]}_fused"]
+    return ["fp32", "channels_last", *half, f"{half[-1]}_unfused"]
 
 
 def main() -> None:
@@ -202,7 +203,7 @@ def main() -> None:
     parser.add_argument("--backbones", default="resnet18,resnet50,vgg16")
     parser.add_argument("--sizes", default="224,512")
     parser.add_argument("--variants", default=None, help="comma-separated; default fp32, channels_last, "
-                        "channels_last with bf16 (and fp16 on CUDA) autocast, and bf16 with fused optimizers")
+                        "channels_last with bf16 (and fp16 on CUDA) autocast, and bf16 with unfused optimizers")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--batch", type=int, default=32, help="batch of ResNet-18 at 224 px (scaled for others)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per setting (the median is reported)")
@@ -223,7 +224,8 @@ def main() -> None:
         args.modes.split(",")
     run(backbones, sizes, variants, modes, args.batch, args.steps, device, ceilings)
     if args.compile:
-        compiled = [dataclasses.replace(v, compiled=True) for v in variants if v.channels_last and not v.compiled]
+        compiled = [dataclasses.replace(v, compiled=True) for v in variants
+                    if v.channels_last and not v.compiled and not v.unfused]
         run(backbones[:1], sizes[:1], compiled, modes, args.batch, args.steps, device, ceilings)
     common.emit("model_throughput_memory", {"device": str(device), **common.peak_memory(device)})
 

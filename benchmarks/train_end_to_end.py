@@ -1,8 +1,8 @@
 """End-to-end training images/s on the synthetic city, the share of time the model waits for data, peak memory.
 
 Usage: python benchmarks/train_end_to_end.py [--dataset DIR] [--iterations 24] [--precisions fp32,bf16]
-           [--workers 2] [--batch 32] [--size 224] [--backbone resnet18] [--bare-steps 5] [--rounds 1]
-           [--threads 2] [--device auto]
+           [--compiled-precisions fp32] [--workers 2] [--batch 32] [--size 224] [--backbone resnet18]
+           [--bare-steps 5] [--rounds 1] [--threads 2] [--device auto]
 
 The training loop runs unchanged (`cosplace_xs.training.loop.train`, one epoch of `--iterations` batches, no
 validation, no mid-epoch checkpoint, no pretrained weights). From outside, this script wraps the iterable that
@@ -12,7 +12,9 @@ to time the augmentation inside the step. Steady-state figures leave out the fir
 first-call kernel selection), which is reported apart. Each run is compared with the bare training step of
 `model_throughput.py` (random tensors, same model, batch, memory format and precision), measured just before
 and just after the run (their mean; their difference shows how much the machine's speed drifted); with
-`--rounds` several runs alternate with bare measurements and the run of median ratio is reported.
+`--rounds` several runs alternate with bare measurements and the run of median ratio is reported. With
+`--compiled-precisions`, runs of `--compile` (the model under torch.compile) are compared with the compiled bare
+step; their first batch, left out, holds the compilation.
 """
 
 from __future__ import annotations
@@ -103,13 +105,14 @@ def instrumented_loop(times: LoopTimes) -> Iterator[None]:
 
 
 def run_config(dataset: Path, iterations: int, precision: str, workers: int, batch: int, size: int,
-               backbone: str, device: str) -> RunConfig:
+               backbone: str, device: str, compiled: bool = False) -> RunConfig:
     """One epoch of `iterations` batches on the benchmarks' one group, nothing else (no validation, no mid-epoch
     checkpoint)."""
     return RunConfig().replace({
         "train.dataset": str(dataset), "train.epochs": 1, "train.iterations_per_epoch": iterations,
         "train.precision": precision, "train.num_workers": workers, "train.batch_size": batch,
         "train.image_size": size, "train.device": device, "train.validate": False, "train.checkpoint_every": 0,
+        "train.compile": compiled,
         "model.backbone": backbone, "model.pretrained": "none", "split": common.BENCHMARK_SPLIT,
     })
 
@@ -130,12 +133,13 @@ def train_run(config: RunConfig) -> dict[str, Any]:
 
 
 def run(dataset: Path, iterations: int, precisions: list[str], workers: int, batch: int, size: int,
-        backbone: str, device: torch.device, bare_steps: int, rounds: int = 1) -> list[dict[str, Any]]:
+        backbone: str, device: torch.device, bare_steps: int, rounds: int = 1,
+        compiled: bool = False) -> list[dict[str, Any]]:
     """Each precision end to end `rounds` times, between bare steps of the same model and settings."""
     records = []
     for precision in precisions:
-        config = run_config(dataset, iterations, precision, workers, batch, size, backbone, str(device))
-        variant = model_throughput.Variant(config.train.channels_last, precision)
+        config = run_config(dataset, iterations, precision, workers, batch, size, backbone, str(device), compiled)
+        variant = model_throughput.Variant(config.train.channels_last, precision, compiled=compiled)
 
         def bare(variant: model_throughput.Variant = variant) -> float:
             return batch / model_throughput.measure(backbone, size, batch, "train", variant, device, bare_steps).median
@@ -144,7 +148,7 @@ def run(dataset: Path, iterations: int, precisions: list[str], workers: int, bat
         records.append({
             "device": str(device), "threads": torch.get_num_threads(), "backbone": backbone, "size": size,
             "batch": batch, "iterations": iterations, "workers": workers, "precision": precision,
-            "channels_last": config.train.channels_last, **figures,
+            "channels_last": config.train.channels_last, "compiled": compiled, **figures,
         })
     return records
 
@@ -155,6 +159,8 @@ def main() -> None:
     common.add_dataset_args(parser, "train/")
     parser.add_argument("--iterations", type=int, default=24, help="batches per run (one epoch)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (fp16 on CUDA)")
+    parser.add_argument("--compiled-precisions", default="",
+                        help="comma-separated precisions also run with --compile (e.g. fp32)")
     parser.add_argument("--workers", default="2", help="DataLoader workers, comma-separated (the training "
                         "default is 2)")
     parser.add_argument("--batch", type=int, default=32)
@@ -168,11 +174,15 @@ def main() -> None:
     device = common.setup(args.threads, args.device)
     common.emit("environment", common.environment(device))
     dataset = common.synthetic_city(args.dataset, args.city_preset)
-    records = [record for workers in args.workers.split(",") for record in run(
-        dataset, args.iterations, args.precisions.split(","), int(workers), args.batch, args.size, args.backbone,
-        device, args.bare_steps, args.rounds)]
+    settings = [(args.precisions.split(","), False)]
+    if args.compiled_precisions:
+        settings.append((args.compiled_precisions.split(","), True))
+    records = [record for workers in args.workers.split(",") for precisions, compiled in settings
+               for record in run(dataset, args.iterations, precisions, int(workers), args.batch, args.size,
+                                 args.backbone, device, args.bare_steps, args.rounds, compiled)]
     for record in records:
-        print(f"end to end {record['backbone']} {record['size']}px {record['precision']} workers "
+        compiled = " compiled" if record["compiled"] else ""
+        print(f"end to end {record['backbone']} {record['size']}px {record['precision']}{compiled} workers "
               f"{record['workers']}: {record['images_per_s']:6.1f} img/s = {100 * record['ratio_to_bare']:.0f}% "
               f"of the bare step ({record['bare_images_per_s']:.1f}); waits for data "
               f"{100 * record['wait_share']:.1f}% of the time, augments {100 * record['augment_share']:.1f}%")
