@@ -217,7 +217,7 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     common.emit("environment", common.environment(device))
     ceiling_sizes = tuple(int(n) for n in args.ceiling_sizes.split(","))
-    ceilings = {precision: best for precision, (best, _) in
+    ceilings = {precision: best for precision, (best, _, _) in
                 matmul_ceiling.ceilings(device, ceiling_sizes, seconds=0.6).items()}
     variants = [Variant.parse(v) for v in (args.variants.split(",") if args.variants else default_variants(device))]
     backbones, sizes, modes = args.backbones.split(","), [int(s) for s in args.sizes.split(",")], \

@@ -28,10 +28,12 @@ HERE = Path(__file__).resolve().parent
 PLAN: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("matmul_ceiling.py", (), False),
     ("augment_throughput.py", (), False),
-    ("model_throughput.py", ("--steps", "2", "--compile"), False),
+    ("model_throughput.py", ("--sizes", "224", "--steps", "2", "--compile"), False),
     ("data_pipeline.py", (), True),
-    ("train_end_to_end.py", ("--iterations", "16", "--rounds", "3", "--compiled-precisions", "fp32"), True),
-    ("evaluation.py", ("--compiled-precisions", "bf16"), True),
+    ("train_end_to_end.py", ("--iterations", "12", "--rounds", "3", "--bare-steps", "3",
+                             "--compiled-precisions", "fp32"), True),
+    ("evaluation.py", ("--workers", "0", "--images", "256", "--bare-steps", "3", "--compiled-precisions", "bf16"),
+     True),
 )
 
 PIPELINE_FACTOR = 2.0  # the data pipeline delivers at least twice what training consumes

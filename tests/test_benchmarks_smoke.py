@@ -102,8 +102,14 @@ def test_synthetic_city_generated_once_into_the_cache(load: Callable[[str], Modu
 def test_matmul_ceiling(load: Callable[[str], ModuleType]) -> None:
     ceiling = load("matmul_ceiling")
     assert "fp32" in ceiling.native_precisions(CPU)
-    best, median = ceiling.matmul_flops(64, "fp32", CPU, seconds=0.01)
-    assert best >= median > 0
+    for kernel in ceiling.KERNELS:
+        best, median = ceiling.matmul_flops(64, "fp32", CPU, seconds=0.01, kernel=kernel)
+        assert best >= median > 0
+    # the 1 x 1 convolution computes the matmul it stands for
+    image = torch.randn(1, 8, 5, 1)
+    filters = torch.randn(8, 8, 1, 1)
+    torch.testing.assert_close(torch.nn.functional.conv2d(image, filters)[0, :, :, 0],
+                               filters[:, :, 0, 0] @ image[0, :, :, 0])
 
 
 def test_model_throughput_variants_flops_and_step(load: Callable[[str], ModuleType]) -> None:
@@ -241,6 +247,7 @@ def test_evaluation_script(run_main: Callable[..., list[dict[str, Any]]], tiny_c
 def test_small_scripts(run_main: Callable[..., list[dict[str, Any]]]) -> None:
     ceilings = _named(run_main("matmul_ceiling", "--sizes", "32,64", "--seconds", "0.01"), "matmul_ceiling")
     assert ceilings[0]["precision"] == "fp32" and all(r["gflops"] >= r["gflops_median"] >= 0 for r in ceilings)
+    assert all(r["kernel"] in ("mm", "conv1x1") for r in ceilings)
     (augment,) = _named(run_main("augment_throughput", "--batch", "2", "--repeats", "1", "--input-sizes", "48",
                                  "--output-size", "32"), "augment_throughput")
     assert (augment["batch"], augment["input_size"], augment["output_size"]) == (2, 48, 32)
