@@ -93,8 +93,10 @@ def flops_per_image(backbone: str, size: int, mode: str) -> float:
 
 
 def unfused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The same optimizer and settings without fused kernels (torch's default implementation for the device)."""
-    return type(optimizer)(optimizer.param_groups[0]["params"], **{**optimizer.defaults, "fused": None})
+    """The same optimizer switched to torch's default implementation for the device (each step reads the flag)."""
+    for group in optimizer.param_groups:
+        group["fused"] = None
+    return optimizer
 
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, variant: Variant,

@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 PLAN: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("matmul_ceiling.py", (), False),
     ("augment_throughput.py", (), False),
+    ("optimizer_step.py", (), False),
     ("model_throughput.py", ("--sizes", "224", "--steps", "2", "--compile"), False),
     ("data_pipeline.py", (), True),
     ("train_end_to_end.py", ("--iterations", "12", "--rounds", "3", "--bare-steps", "3",

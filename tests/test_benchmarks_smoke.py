@@ -127,10 +127,11 @@ def test_model_throughput_variants_flops_and_step(load: Callable[[str], ModuleTy
     # torchvision's ResNet-18 is 1.814 G multiply-adds at 224 px; the head adds 0.26 M (Linear 512 -> 512)
     assert mt.flops_per_image("resnet18", 224, "infer") == pytest.approx(2 * 1.8142e9, rel=0.01)
     assert mt.flops_per_image("resnet18", 64, "train") > mt.flops_per_image("resnet18", 64, "infer")
-    adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.5, weight_decay=0.1, fused=True)
+    adam = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.5, weight_decay=0.1, fused=True)
     unfused = mt.unfused(adam)
-    assert unfused.defaults == {**adam.defaults, "fused": None}
-    assert unfused.param_groups[0]["params"][0] is adam.param_groups[0]["params"][0]
+    assert unfused.param_groups[0]["fused"] is None and unfused.param_groups[0]["lr"] == 0.5
+    unfused.param_groups[0]["params"][0].grad = torch.ones(2)
+    unfused.step()
 
 
 def test_model_throughput_script(run_main: Callable[..., list[dict[str, Any]]],
@@ -248,6 +249,9 @@ def test_small_scripts(run_main: Callable[..., list[dict[str, Any]]]) -> None:
     ceilings = _named(run_main("matmul_ceiling", "--sizes", "32,64", "--seconds", "0.01"), "matmul_ceiling")
     assert ceilings[0]["precision"] == "fp32" and all(r["gflops"] >= r["gflops_median"] >= 0 for r in ceilings)
     assert all(r["kernel"] in ("mm", "conv1x1") for r in ceilings)
+    (step,) = _named(run_main("optimizer_step", "--backbones", "resnet18", "--optimizers", "adamw", "--repeats", "1"),
+                     "optimizer_step")
+    assert step["parameters_m"] == pytest.approx(10.76, abs=0.01) and step["fused_ms"] > 0 and step["default_ms"] > 0
     (augment,) = _named(run_main("augment_throughput", "--batch", "2", "--repeats", "1", "--input-sizes", "48",
                                  "--output-size", "32"), "augment_throughput")
     assert (augment["batch"], augment["input_size"], augment["output_size"]) == (2, 48, 32)
