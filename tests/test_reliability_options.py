@@ -55,7 +55,7 @@ OUT_OF_RANGE: dict[str, tuple[tuple[str, ...], str]] = {
         "larger --image-size"),
     "more groups than the split holds": (
         ("--groups-num", "2"),
-        "--groups-num=2 asks for 2 groups, but the split of {root}/train has 1 groups (M=10, alpha=30, N=5, L=2: at "
+        "--groups-num=2 asks for 2 groups, but the split of {root}/train has 1 group (M=10, alpha=30, N=5, L=2: at "
         "most N*N*L = 50); use --groups-num <= 1"),
     "val queries that all lack positives": (
         ("--positive-dist-threshold", "0.5"),

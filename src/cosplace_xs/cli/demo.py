@@ -25,7 +25,7 @@ DEMO_OPTIONS = {
     "train.image_size": 64,
     "train.batch_size": 32,
     "train.epochs": 10,
-    "train.iterations_per_epoch": 180,
+    "train.iterations_per_epoch": 160,
     "train.checkpoint_every": 100,
     "split.min_images_per_class": 4,
     "split.groups_num": 10,

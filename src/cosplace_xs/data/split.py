@@ -85,7 +85,8 @@ class TrainSplit:
         dropped = (f"; {self.num_dropped_classes} classes with fewer than --min-images-per-class="
                    f"{c.min_images_per_class} images were dropped" if self.num_dropped_classes else "")
         return ConfigError(
-            f"{asked}, but the split of {self.train_dir} has {len(self.groups)} groups (M={c.M}, alpha={c.alpha}, "
+            f"{asked}, but the split of {self.train_dir} has {len(self.groups)} group"
+            f"{'' if len(self.groups) == 1 else 's'} (M={c.M}, alpha={c.alpha}, "
             f"N={c.N}, L={c.L}: at most N*N*L = {c.N * c.N * c.L}{dropped}); use --groups-num <= {len(self.groups)}"
             ", or change --N / --L"
         )
