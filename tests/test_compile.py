@@ -5,13 +5,16 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from cosplace_xs.config import ModelConfig, RunConfig
 from cosplace_xs.data.layout import list_images
+from cosplace_xs.errors import ConfigError
 from cosplace_xs.evaluation.descriptors import extract_descriptors
 from cosplace_xs.evaluation.model_loading import load_trained_model
+from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.cosface import CosFace
 from cosplace_xs.model.network import build_model
 from cosplace_xs.training import checkpoint as ckpt
@@ -62,3 +65,11 @@ def test_a_compiled_run_writes_plain_checkpoints_and_extracts_the_eager_descript
     expected = extract_descriptors(eager, paths, 32, 4, CPU, progress=False)
     got = extract_descriptors(compiled, paths, 32, 4, CPU, progress=False)  # batches of 4, then 2
     torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_compiling_on_the_cpu_without_a_cpp_compiler_is_refused_before_any_work(monkeypatch) -> None:
+    monkeypatch.setenv("CXX", "no-such-compiler-x9")
+    model = build_model(ModelConfig(fc_output_dim=8, pretrained="none"))
+    with pytest.raises(ConfigError, match=r"option --compile needs a C\+\+ compiler.*'no-such-compiler-x9'"):
+        compile_in_place(model, CPU)
+    assert not hasattr(model, "_compiled_call_impl") or model._compiled_call_impl is None

@@ -9,6 +9,7 @@ import torch
 
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import CheckpointError, ConfigError
+from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
 from cosplace_xs.training.checkpoint import read_checkpoint, resolve_checkpoint
 
@@ -34,5 +35,5 @@ def load_trained_model(checkpoint: str | Path, device: torch.device,
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compiled:
-        model.compile()
+        compile_in_place(model, device)
     return model, config

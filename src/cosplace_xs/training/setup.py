@@ -19,6 +19,7 @@ from cosplace_xs.data.test_set import TestSet, find_positives, load_test_set, re
 from cosplace_xs.data.train_set import check_batch_fits
 from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import BadImageError, CheckpointError, ConfigError, DatasetLayoutError
+from cosplace_xs.model.compilation import compile_in_place, require_compiler
 from cosplace_xs.model.network import GeoLocalizationNet, build_model
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
@@ -150,6 +151,8 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
         resume = False
     device = resolve_device(device_name)
     precision = resolve_precision(config.train.precision, device)
+    if config.train.compile:
+        require_compiler(device)
     _configure_determinism(device)
     train_dir = require_train_dir(discover_dataset(config.train.dataset))
     images = list_images(train_dir, "training images")
@@ -180,7 +183,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.train.compile:
-        model.compile()  # in place: state dict keys, checkpoints and DDP's view of the model unchanged
+        compile_in_place(model, device)
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
     state = new_state(model, classes, config, device)
     share = context.batch_slice(config.train.batch_size)
