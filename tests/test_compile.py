@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_evaluate import run_command
 
+from cosplace_xs.cli import eval as eval_command
 from cosplace_xs.config import ModelConfig, RunConfig
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.errors import ConfigError
@@ -65,6 +68,17 @@ def test_a_compiled_run_writes_plain_checkpoints_and_extracts_the_eager_descript
     expected = extract_descriptors(eager, paths, 32, 4, CPU, progress=False)
     got = extract_descriptors(compiled, paths, 32, 4, CPU, progress=False)  # batches of 4, then 2
     torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
+
+    recalls = []
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"eval{len(extra)}"
+        assert run_command(eval_command, ["eval", "--checkpoint", str(tmp_path / "run"), str(tiny_city / "test"),
+                                          "--out", str(out), "--device", "cpu", "--no-progress", *extra]) == 0
+        (row,) = json.loads(next(out.glob("eval-*.json")).read_text())["results"]
+        recalls.append({key: value for key, value in row.items() if key.startswith("R@")})
+    one_query = 100 / row["queries"]  # descriptors equal to float32 rounding may swap a near tie, nothing more
+    assert recalls[0].keys() == recalls[1].keys()
+    assert all(abs(recalls[0][key] - recalls[1][key]) <= one_query + 0.01 for key in recalls[0])
 
 
 def test_compiling_on_the_cpu_without_a_cpp_compiler_is_refused_before_any_work(monkeypatch) -> None:
