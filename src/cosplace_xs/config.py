@@ -169,7 +169,7 @@ class EvalConfig:
     recall_values: tuple[int, ...] = (1, 5, 10, 20)
     image_size: int | None = None  # None: keep each image's native size
     batch_size: int = 32
-    num_workers: int | None = None  # None: auto, 0 on the CPU (decoding would preempt the model), 4 on CUDA
+    num_workers: int | None = None  # None: auto, as device.resolve_num_workers chooses
 
     def __post_init__(self) -> None:
         self.recall_values = tuple(self.recall_values)

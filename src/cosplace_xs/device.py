@@ -35,10 +35,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 # on a CPU-only machine, decoding in worker processes preempts the model's threads (measured: bf16 extraction
 # at 75% of the bare model with 2 workers, 92% with none); a GPU does not share the cores with the decoders
 AUTO_WORKERS = {"cpu": 0, "cuda": 4}
+AUTO_WORKERS_TEXT = f"{AUTO_WORKERS['cpu']} on the CPU, where they would slow the model; {AUTO_WORKERS['cuda']} on CUDA"
 
 
 def resolve_num_workers(num_workers: int | None, device: torch.device) -> int:
-    """Image-decoding processes of inference: `None` (auto) means none on the CPU and 4 on CUDA."""
+    """Image-decoding processes of inference: `None` (auto) means AUTO_WORKERS of the device type."""
     if num_workers is not None:
         return num_workers
     return AUTO_WORKERS.get(device.type, 0)

@@ -22,7 +22,7 @@ from torch import nn
 from cosplace_xs.config import PRECISIONS, EvalConfig, RunConfig
 from cosplace_xs.data.layout import find_test_set
 from cosplace_xs.data.test_set import TestSet, load_test_set
-from cosplace_xs.device import resolve_device, resolve_precision
+from cosplace_xs.device import AUTO_WORKERS_TEXT, resolve_device, resolve_precision
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.evaluation.descriptor_store import STORE_DTYPES, ModelSignature, build_store, load_store
 from cosplace_xs.evaluation.evaluate import EvalResult, evaluate_model
@@ -48,13 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--image-size", type=int, metavar="N",
                       help="resize every image to N x N (default: the training size)")
     size.add_argument("--native-size", action="store_true", help="keep every image's own size")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
-                        help="images per inference batch (default: 32)")
-    parser.add_argument("--num-workers", type=int, metavar="N",
-                        help="image decoding processes (default: 0 on the CPU, where they slow the model; 4 on CUDA)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
-                        help="auto = fp16 autocast on CUDA, fp32 on the CPU")
+    add_inference_arguments(parser)
     stores = parser.add_mutually_exclusive_group()
     stores.add_argument("--save-descriptors", type=Path, metavar="DIR",
                         help="write each database's descriptors to DIR/<test set>.npy (+ .json), memory-mapped")
@@ -72,11 +66,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="pictures of N queries per test set (hits and misses) with their top 5")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="folder of the results (default: the checkpoint's folder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `eval` and `predict` that say how the model runs: batch, decoding, device, precision,
+    compilation."""
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
+                        help="images per inference batch (default: 32)")
+    parser.add_argument("--num-workers", type=int, metavar="N",
+                        help=f"image decoding processes (default: {AUTO_WORKERS_TEXT})")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+                        help="auto = fp16 autocast on CUDA, fp32 on the CPU")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model: faster batches after 10-60 s of compilation (and again for "
                              "each new batch shape)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run)
 
 
 def check_inference_options(args: argparse.Namespace) -> None:

@@ -13,8 +13,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from cosplace_xs.cli.eval import check_inference_options, eval_image_size
-from cosplace_xs.config import PRECISIONS
+from cosplace_xs.cli.eval import add_inference_arguments, check_inference_options, eval_image_size
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import BadImageError, ConfigError
@@ -43,16 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--image-size", type=int, metavar="N",
                       help="resize images to N x N (default: the training size)")
     size.add_argument("--native-size", action="store_true", help="keep every image's own size")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
-                        help="images per inference batch (default: 32)")
-    parser.add_argument("--num-workers", type=int, metavar="N",
-                        help="image decoding processes (default: 0 on the CPU, where they slow the model; 4 on CUDA)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
-                        help="auto = fp16 autocast on CUDA, fp32 on the CPU")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model: faster batches after 10-60 s of compilation (and again for "
-                             "each new batch shape)")
+    add_inference_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from cosplace_xs.cli.augment_options import add_augment_arguments, augment_config_from_args
 from cosplace_xs.config import OPTIMIZERS, PRECISIONS, RunConfig
+from cosplace_xs.device import AUTO_WORKERS_TEXT
 
 # group.field -> flag, where the plain field name would be ambiguous or unlike CosPlace's spelling
 RENAMES = {
@@ -44,7 +45,7 @@ HELP = {
 
 DEFAULT_SHOWN = {
     "eval.image_size": "the training size",
-    "eval.num_workers": "0 on the CPU, where they would slow the model; 4 on CUDA",
+    "eval.num_workers": AUTO_WORKERS_TEXT,
 }
 
 
