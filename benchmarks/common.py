@@ -88,6 +88,15 @@ def time_calls(step: Callable[[], Any], device: torch.device, repeats: int, warm
     return Timing(seconds, warmup_seconds)
 
 
+def precision_settings(precisions: str, compiled_precisions: str) -> list[tuple[list[str], bool]]:
+    """(precisions, compiled) from the comma-separated `--precisions` and `--compiled-precisions`: the eager runs,
+    then the compiled ones if any."""
+    settings = [(precisions.split(","), False)]
+    if compiled_precisions:
+        settings.append((compiled_precisions.split(","), True))
+    return settings
+
+
 def bracketed(measure_bare: Callable[[], float], measure: Callable[[], dict[str, Any]],
               rounds: int = 1) -> dict[str, Any]:
     """`measure()`'s figures beside the bare images/s, measured before, between and after `rounds` runs of it.

@@ -43,6 +43,7 @@ from cosplace_xs.evaluation.descriptors import extract_descriptors
 from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.evaluation.retrieval import knn
+from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import build_model
 
 DIM = 512
@@ -77,7 +78,7 @@ def eval_model(backbone: str, checkpoint: Path | None, device: torch.device, com
     model = build_model(ModelConfig(backbone=backbone, pretrained="none")).to(device)
     model = model.to(memory_format=torch.channels_last).eval()
     if compiled:
-        model.compile()
+        compile_in_place(model, device)  # as `eval --compile` does
     return model
 
 
@@ -203,9 +204,7 @@ def main() -> None:
     precisions = args.precisions.split(",")
     dataset = common.synthetic_city(args.dataset, args.city_preset)
     workers_counts = [int(w) for w in args.workers.split(",")]
-    settings = [(precisions, False)]
-    if args.compiled_precisions:
-        settings.append((args.compiled_precisions.split(","), True))
+    settings = common.precision_settings(args.precisions, args.compiled_precisions)
     records = [record for workers in workers_counts for chosen, compiled in settings for record in run_extraction(
         dataset, args.backbone, args.checkpoint, chosen, args.images, args.size, args.batch, workers, device,
         args.bare_steps, args.rounds, compiled)]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+from model_throughput import Variant
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,10 +64,6 @@ def _pick(records: list[dict[str, Any]], benchmark: str, **fields: Any) -> list[
     return [r for r in records if r["benchmark"] == benchmark and all(r.get(k) == v for k, v in fields.items())]
 
 
-def _variant_precision(variant: str) -> str:
-    return "bf16" if "bf16" in variant else "fp16" if "fp16" in variant else "fp32"
-
-
 def _fastest_variant_targets(records: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
     """Per precision, the fastest end-to-end run against the fastest bare variant of that precision (any memory
     format, optimizer kernels, compiled or not) of the same backbone and size: the issue's final target, which
@@ -77,7 +74,7 @@ def _fastest_variant_targets(records: list[dict[str, Any]]) -> list[tuple[str, s
         for precision in dict.fromkeys(r["precision"] for r in runs):
             best = max((r for r in runs if r["precision"] == precision), key=lambda r: r["images_per_s"])
             bare = [r for r in _pick(records, "model_throughput", backbone=best["backbone"], size=best["size"],
-                                     mode=mode) if _variant_precision(r["variant"]) == precision]
+                                     mode=mode) if Variant.parse(r["variant"]).precision == precision]
             if not bare:
                 continue
             best_bare = max(bare, key=lambda r: r["images_per_s"])

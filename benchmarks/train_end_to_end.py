@@ -174,9 +174,7 @@ def main() -> None:
     device = common.setup(args.threads, args.device)
     common.emit("environment", common.environment(device))
     dataset = common.synthetic_city(args.dataset, args.city_preset)
-    settings = [(args.precisions.split(","), False)]
-    if args.compiled_precisions:
-        settings.append((args.compiled_precisions.split(","), True))
+    settings = common.precision_settings(args.precisions, args.compiled_precisions)
     records = [record for workers in args.workers.split(",") for precisions, compiled in settings
                for record in run(dataset, args.iterations, precisions, int(workers), args.batch, args.size,
                                  args.backbone, device, args.bare_steps, args.rounds, compiled)]
