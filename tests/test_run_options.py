@@ -51,3 +51,39 @@ def test_no_augmentation_then_a_switch_back_on() -> None:
     augment = config.augment
     assert augment.cutout and augment.cutout_size == 8
     assert not (augment.color_jitter or augment.random_resized_crop or augment.rotation)
+
+
+def test_every_option_of_the_schema_is_a_flag_and_every_flag_an_option() -> None:
+    """The parser's flags are exactly the schema's options (plus the few flags that are no option)."""
+    import dataclasses
+
+    from cosplace_xs.options import facts, flag_of
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    by_dest = {action.dest: action for action in parser._actions}
+    expected = set()
+    for group, group_cls in RunConfig.groups().items():
+        for item in dataclasses.fields(group_cls):
+            key = f"{group}.{item.name}"
+            expected.add(key)
+            if not facts(item).command_line:
+                assert key in ("train.dataset", "model.pretrained")
+                continue
+            action = by_dest[key]
+            assert flag_of(group_cls, item.name) in action.option_strings
+            assert facts(item).help in action.help and "(default: " in action.help
+    assert {dest for dest in by_dest if "." in dest} == expected - {"train.dataset"}
+
+
+def test_flags_are_coerced_and_checked_by_the_schema() -> None:
+    from cosplace_xs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^option --batch-size=x is not a number, expected an integer$"):
+        run_config_from_args(_parse(["--batch-size", "x"]))
+    with pytest.raises(ConfigError, match=r"^option --weight-decay=inf must be a finite number$"):
+        run_config_from_args(_parse(["--weight-decay", "inf"]))
+    with pytest.raises(ConfigError, match=r"^option --image-size=100000 is out of range: 16 to 4096 pixels$"):
+        run_config_from_args(_parse(["--image-size", "100000"]))
+    with pytest.raises(ConfigError, match=r"^option --device=meta is out of range: auto, cpu, cuda or cuda:N$"):
+        run_config_from_args(_parse(["--device", "meta"]))

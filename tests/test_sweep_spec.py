@@ -164,12 +164,12 @@ stages:
     trials:
       - {label: x}
       - {label: y, augment.rotation_degrees: 200}  # <-
-""", "--rotation-degrees=200.0 is out of range"),
+""", "option augment.rotation_degrees=200 is out of range: [0, 180]"),
     "wrong type": (HEAD + """\
   - name: a
     grid:
       train.epochs: [1, two]  # <-
-""", "'train.epochs' must be an integer, got 'two'"),
+""", "option train.epochs='two' is not a number, expected an integer"),
     "two trials, one folder": (HEAD + """\
   - name: a
     trials:

@@ -1,187 +1,182 @@
-"""Option groups as dataclasses, validated on creation and serialisable to YAML and back."""
+"""Every option of cosplace-xs, declared once: default, help, flag, type and range (see `options.py`).
+
+The groups are dataclasses, validated on creation and serialisable to YAML and back (a run's `config.yaml`).
+The command-line flags of `train`, `split-info`, `eval` and `predict`, the YAML keys and the sweep keys all come
+from these declarations.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
+from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.errors import ConfigError
-
-
-def _check(condition: bool, option: str, allowed: str, value: object) -> None:
-    if not condition:
-        raise ConfigError(f"option {option}={value!r} is out of range: {allowed}")
-
+from cosplace_xs.options import OptionGroup, option, require
 
 # sectors must tile the full circle, or the last one of every cell would be narrower than the others
 ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
+OPTIMIZERS = ("adam", "adamw", "asgd", "sgd")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
+MAX_IMAGE_SIZE = 4096  # pixels a side: beyond this a square batch of a few images exhausts any memory
 
 
 @dataclass
-class SplitConfig:
+class SplitConfig(OptionGroup):
     """CosPlace classes and groups (names as in the paper): cell side M, sector alpha, N, L."""
 
-    M: int = 10
-    alpha: int = 30
-    N: int = 5
-    L: int = 2
-    min_images_per_class: int = 10
-    groups_num: int = 8
+    GROUP: ClassVar[str] = "split"
 
-    def __post_init__(self) -> None:
-        _check(self.M > 0, "--M", "cell side in metres, > 0", self.M)
-        _check(self.alpha in ALPHA_VALUES, "--alpha",
-               f"a divisor of 360 degrees ({', '.join(map(str, ALPHA_VALUES))})", self.alpha)
-        _check(self.N >= 1, "--N", ">= 1", self.N)
-        _check(self.L >= 1, "--L", ">= 1", self.L)
-        _check(self.min_images_per_class >= 1, "--min-images-per-class", ">= 1", self.min_images_per_class)
-        _check(self.groups_num >= 1, "--groups-num", ">= 1", self.groups_num)
+    M: int = option(10, "side of a class's UTM cell, in metres", metavar="METRES", low=0, low_open=True,
+                    allowed="cell side in metres, > 0")
+    alpha: int = option(30, "heading sector of a class, in degrees", metavar="DEGREES", choices=ALPHA_VALUES,
+                        allowed=f"a divisor of 360 degrees ({', '.join(map(str, ALPHA_VALUES))})")
+    N: int = option(5, "cells between classes of one group (group = cell index mod N)", low=1)
+    L: int = option(2, "sectors between classes of one group (group = sector index mod L)", low=1)
+    min_images_per_class: int = option(10, "classes with fewer images are dropped before grouping", low=1)
+    groups_num: int = option(8, "number of groups trained, one per epoch in turn", low=1)
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(OptionGroup):
     """Backbone, descriptor size and which weights to start from."""
 
-    backbone: str = "resnet18"
-    fc_output_dim: int = 512
-    train_all_layers: bool = False
-    pretrained: str = "imagenet"  # "imagenet" (torchvision weights API), "none", or a path to a state dict
+    GROUP: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        _check(self.fc_output_dim >= 1, "--fc-output-dim", ">= 1", self.fc_output_dim)
+    backbone: str = option("resnet18", "CNN backbone: resnet18, resnet50, resnet101, resnet152 or vgg16",
+                           metavar="NAME")
+    fc_output_dim: int = option(512, "descriptor size D (outputs of the last linear layer)", low=1)
+    train_all_layers: bool = option(False, "train every layer (default: the early layers stay frozen, as in "
+                                           "CosPlace)")
+    pretrained: str = option("imagenet", "starting weights: 'imagenet' (torchvision weights API), 'none', or a "
+                                         "state dict file", command_line=False)
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(OptionGroup):
     """Batch augmentation of the training images; defaults are the paper's best (Table 2).
 
     Order, fixed: colour jitter -> random resized crop + rotation (one warp) -> flips -> cutout
     -> Gaussian noise -> ImageNet normalisation.
     """
 
-    color_jitter: bool = True
-    brightness: float = 0.8
-    contrast: float = 0.3
-    saturation: float = 0.7
-    hue: float = 0.0
-    random_resized_crop: bool = True
-    crop_scale_min: float = 0.5
-    crop_scale_max: float = 1.0
-    rotation: bool = True
-    rotation_degrees: float = 10.0
-    cutout: bool = True
-    cutout_size: int = 16
-    cutout_p: float = 0.5
-    gaussian_noise: bool = False
-    noise_std: float = 0.05
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
+    GROUP: ClassVar[str] = "augment"
 
-    def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation"):
-            _check(getattr(self, name) >= 0, f"--{name}", ">= 0", getattr(self, name))
-        _check(0 <= self.hue <= 0.5, "--hue", "[0, 0.5]", self.hue)
-        _check(0 < self.crop_scale_min <= self.crop_scale_max <= 1, "--crop-scale-min/max",
-               "0 < min <= max <= 1", (self.crop_scale_min, self.crop_scale_max))
-        _check(0 <= self.rotation_degrees <= 180, "--rotation-degrees", "[0, 180]", self.rotation_degrees)
-        _check(self.cutout_size >= 1, "--cutout-size", ">= 1 pixel", self.cutout_size)
-        _check(0 <= self.cutout_p <= 1, "--cutout-p", "[0, 1]", self.cutout_p)
-        _check(self.noise_std >= 0, "--noise-std", ">= 0", self.noise_std)
+    color_jitter: bool = option(True, "ColorJitter with the four strengths below")
+    brightness: float = option(0.8, "ColorJitter brightness: factor drawn from [max(0, 1 - b), 1 + b]", low=0)
+    contrast: float = option(0.3, "ColorJitter contrast: factor drawn from [max(0, 1 - c), 1 + c]", low=0)
+    saturation: float = option(0.7, "ColorJitter saturation: factor drawn from [max(0, 1 - s), 1 + s]", low=0)
+    hue: float = option(0.0, "ColorJitter hue: shift drawn from [-h, h] of the colour circle", low=0, high=0.5)
+    random_resized_crop: bool = option(True, "RandomResizedCrop to the image size (aspect ratio 3/4 to 4/3)")
+    crop_scale_min: float = option(0.5, "smallest crop area, as a fraction of the image", low=0, low_open=True,
+                                   high=1)
+    crop_scale_max: float = option(1.0, "largest crop area, as a fraction of the image", low=0, low_open=True,
+                                   high=1)
+    rotation: bool = option(True, "random rotation about the image centre, corners filled black")
+    rotation_degrees: float = option(10.0, "rotation angle drawn from [-d, d] degrees", metavar="DEGREES", low=0,
+                                     high=180)
+    cutout: bool = option(True, "Cutout: a black square on some images")
+    cutout_size: int = option(16, "side of the Cutout square, in pixels", metavar="PIXELS", low=1,
+                              allowed=">= 1 pixel")
+    cutout_p: float = option(0.5, "probability that an image gets a Cutout square", metavar="P", low=0, high=1)
+    gaussian_noise: bool = option(False, "add Gaussian noise to the pixels")
+    noise_std: float = option(0.05, "standard deviation of the noise, pixels in [0, 1]", low=0)
+    horizontal_flip: bool = option(False, "mirror left-right with probability 0.5")
+    vertical_flip: bool = option(False, "mirror upside-down with probability 0.5")
 
-
-OPTIMIZERS = ("adam", "adamw", "asgd", "sgd")
+    def check_together(self, source: str | None) -> None:
+        require(self.crop_scale_min <= self.crop_scale_max, self.GROUP, type(self),
+                ("crop_scale_min", "crop_scale_max"), (self.crop_scale_min, self.crop_scale_max),
+                "0 < min <= max <= 1", source)
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(OptionGroup):
     """Optimizers of the model and of the per-group CosFace classifiers."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    asgd_lambda: float = 1e-4
-    momentum: float = 0.9
-    classifiers_lr: float = 1e-2
-    classifiers_weight_decay: float = 0.0
+    GROUP: ClassVar[str] = "optim"
 
-    def __post_init__(self) -> None:
-        _check(self.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
-        for name in ("lr", "classifiers_lr"):
-            _check(getattr(self, name) > 0, f"--{name.replace('_', '-')}", "> 0", getattr(self, name))
-        for name in ("weight_decay", "classifiers_weight_decay", "asgd_lambda"):
-            _check(getattr(self, name) >= 0, f"--{name.replace('_', '-')}", ">= 0", getattr(self, name))
+    optimizer: str = option("adam", "optimizer of the model and of the classifiers", choices=OPTIMIZERS)
+    lr: float = option(1e-5, "learning rate of the model", low=0, low_open=True)
+    weight_decay: float = option(0.0, "weight decay of the model's optimizer", low=0)
+    asgd_lambda: float = option(1e-4, "ASGD's decay term lambda", low=0)
+    momentum: float = option(0.9, "momentum of SGD", low=0, high=1)
+    classifiers_lr: float = option(1e-2, "learning rate of the CosFace classifiers", low=0, low_open=True)
+    classifiers_weight_decay: float = option(0.0, "weight decay of the classifiers' optimizer", low=0)
 
 
 @dataclass
-class LossConfig:
+class LossConfig(OptionGroup):
     """CosFace scale s and margin m."""
 
-    s: float = 30.0
-    m: float = 0.4
+    GROUP: ClassVar[str] = "loss"
 
-    def __post_init__(self) -> None:
-        _check(self.s > 0, "--cosface-s", "> 0", self.s)
-        _check(0 <= self.m < 1, "--cosface-m", "[0, 1)", self.m)
+    s: float = option(30.0, "CosFace scale s: logits = s * (cos - m at the true class)", flag="--cosface-s",
+                      metavar="S", low=0, low_open=True)
+    m: float = option(0.4, "CosFace margin m, subtracted from the true class's cosine", flag="--cosface-m",
+                      metavar="M", low=0, high=1, allowed="[0, 1)")
 
-
-PRECISIONS = ("fp32", "bf16", "fp16")
+    def check_together(self, source: str | None) -> None:
+        require(self.m < 1, self.GROUP, type(self), ("m",), self.m, "[0, 1)", source)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(OptionGroup):
     """Schedule, batches and run bookkeeping of a training run."""
 
-    dataset: str = "data/synthetic_city"
-    image_size: int = 224
-    batch_size: int = 32
-    epochs: int = 8
-    iterations_per_epoch: int = 10_000
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto: fp16 AMP on CUDA, fp32 on the CPU
-    num_workers: int = 2
-    checkpoint_every: int = 500  # iterations between mid-epoch checkpoints (0: epoch ends only)
-    skip_bad_images: bool = False
-    validate: bool = True
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the model: faster steps after a first slow one
+    GROUP: ClassVar[str] = "train"
 
-    def __post_init__(self) -> None:
-        _check(self.image_size >= 16, "--image-size", ">= 16 pixels", self.image_size)
-        _check(self.batch_size >= 1, "--batch-size", ">= 1", self.batch_size)
-        _check(self.epochs >= 1, "--epochs", ">= 1", self.epochs)
-        _check(self.iterations_per_epoch >= 1, "--iterations-per-epoch", ">= 1", self.iterations_per_epoch)
-        _check(self.precision in (*PRECISIONS, "auto"), "--precision", f"auto or one of {PRECISIONS}",
-               self.precision)
-        _check(self.num_workers >= 0, "--num-workers", ">= 0", self.num_workers)
-        _check(self.checkpoint_every >= 0, "--checkpoint-every", ">= 0", self.checkpoint_every)
+    dataset: str = option("data/synthetic_city", "dataset root holding train/ (and val/)", command_line=False)
+    image_size: int = option(224, "side of the square training images, in pixels", metavar="PIXELS", low=16,
+                             high=MAX_IMAGE_SIZE, allowed=f"16 to {MAX_IMAGE_SIZE} pixels")
+    batch_size: int = option(32, "classes per batch (one image of each)", low=1)
+    epochs: int = option(8, "epochs; epoch e trains group e mod groups_num", low=1)
+    iterations_per_epoch: int = option(10_000, "batches per epoch", low=1)
+    seed: int = option(0, "seed of every random draw (stateless: a resumed run draws what an unbroken one would)",
+                       low=0, high=2**32 - 1)
+    device: str = option("auto", f"compute device: {DEVICE_TEXT} (auto: CUDA when present)", metavar="DEVICE",
+                         pattern=DEVICE_PATTERN,
+                         allowed=DEVICE_TEXT)
+    precision: str = option("auto", "auto = fp16 mixed precision on CUDA, fp32 on the CPU; bf16 autocast works on "
+                                    "both", choices=("auto", *PRECISIONS))
+    num_workers: int = option(2, "image-decoding processes of training", low=0, high=256)
+    checkpoint_every: int = option(500, "iterations between mid-epoch checkpoints (0: at epoch ends only)", low=0)
+    skip_bad_images: bool = option(False, "skip (and list) unusable training images instead of stopping")
+    validate: bool = option(True, "measure val Recall@N after each epoch and keep the best as best.pt")
+    channels_last: bool = option(True, "channels_last memory format (faster convolutions)")
+    compile: bool = option(False, "torch.compile the model: faster steps (fused BatchNorm, ReLU, pooling) after "
+                                  "10-60 s of compilation at the first batch of training and of validation")
+
+
+POSITIVE_DIST_THRESHOLD = 25.0  # metres: a database image this close to a query is a positive (DESIGN section 5)
+RECALL_VALUES = (1, 5, 10, 20)
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(OptionGroup):
     """How test sets are read and scored."""
 
-    positive_dist_threshold: float = 25.0
-    recall_values: tuple[int, ...] = (1, 5, 10, 20)
-    image_size: int | None = None  # None: keep each image's native size
-    batch_size: int = 32
-    num_workers: int | None = None  # None: auto, as device.resolve_num_workers chooses
+    GROUP: ClassVar[str] = "eval"
 
-    def __post_init__(self) -> None:
-        self.recall_values = tuple(self.recall_values)
-        _check(self.positive_dist_threshold > 0, "--positive-dist-threshold", "> 0 metres",
-               self.positive_dist_threshold)
-        _check(len(self.recall_values) > 0 and all(n >= 1 for n in self.recall_values), "--recall-values",
-               "positive integers", self.recall_values)
-        _check(self.image_size is None or self.image_size >= 16, "--eval-image-size", ">= 16 or native",
-               self.image_size)
-        _check(self.batch_size >= 1, "--eval-batch-size", ">= 1", self.batch_size)
-        _check(self.num_workers is None or self.num_workers >= 0, "--eval-num-workers", ">= 0 or auto",
-               self.num_workers)
+    positive_dist_threshold: float = option(POSITIVE_DIST_THRESHOLD, "a database image within this many metres of "
+                                            "a query is a positive", metavar="METRES", low=0, low_open=True,
+                                            allowed="> 0 metres")
+    recall_values: tuple[int, ...] = option(default_factory=lambda: RECALL_VALUES, help="the N of Recall@N",
+                                            metavar="N", low=1, allowed="positive integers")
+    image_size: int | None = option(None, "side of the square evaluation images, in pixels",
+                                    flag="--eval-image-size", metavar="PIXELS", low=16, high=MAX_IMAGE_SIZE,
+                                    allowed=f"16 to {MAX_IMAGE_SIZE} pixels, or null for the training size",
+                                    default_text="the training size")
+    batch_size: int = option(32, "images per inference batch", flag="--eval-batch-size", low=1)
+    num_workers: int | None = option(None, "image-decoding processes of inference", flag="--eval-num-workers",
+                                     low=0, high=256, allowed=">= 0 or auto",
+                                     default_text="0 on the CPU, where they would slow the model; 4 on CUDA")
 
 
 @dataclass
@@ -196,27 +191,42 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    @staticmethod
+    def groups() -> dict[str, type[OptionGroup]]:
+        """Each group's key and class, in the order of config.yaml."""
+        return {item.name: item.default_factory for item in dataclasses.fields(RunConfig)}
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["eval"]["recall_values"] = list(self.eval.recall_values)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
-        """Build from nested dicts; unknown groups or keys are errors that name them."""
-        groups = {f.name: f.type for f in dataclasses.fields(cls)}
+    def from_dict(cls, data: Any, source: str = "config", complete: bool = False) -> RunConfig:
+        """Build from nested dicts; unknown groups or keys are errors that name them, and every value is coerced
+        and checked as its option says. `complete`: every group and key must be present (a run's own config.yaml,
+        which a torn write would otherwise fill silently with defaults)."""
+        groups = cls.groups()
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of option groups ({', '.join(groups)}), "
+                              f"got {type(data).__name__}")
         unknown = set(data) - set(groups)
         if unknown:
-            raise ConfigError(f"{source}: unknown option group(s) {sorted(unknown)}; known: {sorted(groups)}")
+            raise ConfigError(f"{source}: unknown option group(s) {sorted(unknown, key=str)}; known: {sorted(groups)}")
         built = {}
-        for name, group_field in ((f.name, f) for f in dataclasses.fields(cls)):
-            group_cls = group_field.default_factory
-            values = data.get(name) or {}
-            known = {f.name for f in dataclasses.fields(group_cls)}
-            bad = set(values) - known
-            if bad:
-                raise ConfigError(f"{source}: unknown option(s) {sorted(bad)} in '{name}'; known: {sorted(known)}")
-            built[name] = group_cls(**values)
+        for name, group_cls in groups.items():
+            values = data.get(name)
+            if values is None:
+                values = {}
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: '{name}' must be a mapping of options (e.g. {name}: {{key: value}}), "
+                                  f"got {type(values).__name__}")
+            if complete:
+                missing = [item.name for item in dataclasses.fields(group_cls) if item.name not in values]
+                if name not in data or missing:
+                    raise ConfigError(f"{source}: incomplete: group '{name}' lacks {missing}; the file was damaged "
+                                      "or not written by cosplace-xs")
+            built[name] = group_cls.build(values, source)
         return cls(**built)
 
     def replace(self, overrides: dict[str, Any], source: str = "overrides") -> RunConfig:
@@ -234,17 +244,21 @@ class RunConfig:
         return RunConfig.from_dict(data, source)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Write as YAML, atomically (a kill during the write leaves the previous file)."""
+        write_text_atomic(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
+    def load(cls, path: str | Path, complete: bool = False) -> RunConfig:
+        """Read a YAML file of options (any subset of groups and keys, or all of them with `complete`)."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: configuration file not found")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of option groups, got {type(data).__name__}")
-        return cls.from_dict(data, str(path))
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:
+            raise ConfigError(f"{path}: not a valid YAML file of options ({str(error).splitlines()[0]})") from None
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+        if data is None and not complete:
+            data = {}
+        return cls.from_dict(data, str(path), complete=complete)

@@ -16,6 +16,7 @@ from typing import Any
 
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import IN_PLACE
 from cosplace_xs.sweep.labels import settings_label, slugify
 from cosplace_xs.sweep.located_yaml import LocatedYaml, Where, load_located_yaml
 from cosplace_xs.sweep.options import DATASET_OPTION, check_option, flat_options
@@ -92,7 +93,7 @@ class SweepSpec:
     def trial_config(self, stage: StageSpec, trial: TrialSpec, inherited: dict[str, Any]) -> RunConfig:
         """base < the inherited winner's settings < the stage's options < the trial's own settings."""
         options = {**self.base, DATASET_OPTION: self.dataset, **inherited, **stage.overrides, **trial.settings}
-        return RunConfig().replace(options, f"stage '{stage.name}', trial '{trial.label}'")
+        return RunConfig().replace(options, IN_PLACE)
 
 
 def _mapping(doc: LocatedYaml, where: Where, value: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
