@@ -33,7 +33,7 @@ def prepare(args: argparse.Namespace) -> tuple[RunConfig, Path, bool]:
         config_file = args.resume / run_files.CONFIG
         if not config_file.is_file():
             raise ConfigError(f"--resume {args.resume}: no {run_files.CONFIG} there; is it a run folder?")
-        return run_config_from_args(args, RunConfig.load(config_file)), args.resume, True
+        return run_config_from_args(args, RunConfig.load(config_file, complete=True)), args.resume, True
     config = run_config_from_args(args)
     if args.dataset is not None:
         config = config.replace({"train.dataset": str(args.dataset)})

@@ -72,7 +72,7 @@ def config_mismatch(folder: Path, config: RunConfig) -> str | None:
     path = folder / run_files.CONFIG
     if not path.is_file():
         return None
-    old, new = _flat(RunConfig.load(path).to_dict()), _flat(config.to_dict())
+    old, new = _flat(RunConfig.load(path, complete=True).to_dict()), _flat(config.to_dict())
     changed = [f"{key}: {old[key]!r} there, {new[key]!r} in the spec" for key in new
                if key != DATASET_OPTION and old.get(key) != new[key]]
     if not changed:
