@@ -243,7 +243,7 @@ def synthetic_city(dataset: Path | None = None, preset: str = CITY_PRESET) -> Pa
         return dataset
     root = CITY_CACHE / f"synthetic_city_{preset}"
     if not (root / "train").is_dir():
-        from cosplace_xs.data.synthetic import city_preset, generate_city
+        from cosplace_xs.synthetic.city import city_preset, generate_city
 
         partial = root.with_name(root.name + ".partial")
         generate_city(partial, city_preset(preset), progress=False, overwrite=True)

@@ -44,7 +44,7 @@ def image_name() -> Callable[..., str]:
 @pytest.fixture(scope="session")
 def tiny_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `tiny` synthetic city (train/, val/, test/, tokyo_xs/test/), generated once per test session."""
-    from cosplace_xs.data.synthetic import city_preset, generate_city
+    from cosplace_xs.synthetic.city import city_preset, generate_city
 
     root = tmp_path_factory.mktemp("tiny_city")
     generate_city(root, city_preset("tiny"), progress=False)

@@ -80,7 +80,7 @@ def test_common_timing_records_and_peak_memory(load: Callable[[str], ModuleType]
 
 def test_synthetic_city_generated_once_into_the_cache(load: Callable[[str], ModuleType], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from cosplace_xs.data import synthetic
+    from cosplace_xs.synthetic import city as synthetic
 
     common = load("common")
     calls = []

@@ -18,8 +18,8 @@ from cosplace_xs.config import SplitConfig
 from cosplace_xs.data.layout import discover_dataset, find_test_set, list_images
 from cosplace_xs.data.names import format_name, parse_name
 from cosplace_xs.data.split import build_split, compute_class_id, compute_group_id
-from cosplace_xs.data.synthetic import city_preset, generate_city, plan_city
 from cosplace_xs.errors import ConfigError, DatasetLayoutError
+from cosplace_xs.synthetic.city import city_preset, generate_city, plan_city
 from cosplace_xs.visualize.contact_sheet import nearest_database_image, write_contact_sheet
 
 TEST_SETS = ("val", "test", "tokyo_xs/test")

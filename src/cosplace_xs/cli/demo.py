@@ -11,12 +11,12 @@ import torch
 
 from cosplace_xs.config import RunConfig
 from cosplace_xs.data.layout import find_test_set
-from cosplace_xs.data.synthetic import city_preset, generate_city
 from cosplace_xs.data.test_set import load_test_set
 from cosplace_xs.device import resolve_device
 from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.model.network import build_model
+from cosplace_xs.synthetic.city import city_preset, generate_city
 from cosplace_xs.training.loop import train
 from cosplace_xs.training.run_files import CURVES, new_run_dir
 

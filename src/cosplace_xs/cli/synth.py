@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from cosplace_xs.data.layout import find_test_set
-from cosplace_xs.data.synthetic import PRESETS, CityConfig, city_preset, generate_city
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.synthetic.city import PRESETS, CityConfig, city_preset, generate_city
 from cosplace_xs.visualize.contact_sheet import write_contact_sheet
 
 CONTACT_SHEET = "contact_sheet.png"

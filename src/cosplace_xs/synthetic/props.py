@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from cosplace_xs.data.city_light import Light
-from cosplace_xs.data.city_plan import Camera, DistrictPlan
+from cosplace_xs.synthetic.light import Light
+from cosplace_xs.synthetic.plan import Camera, DistrictPlan
 
 VIEW_RANGE = 90.0  # metres; farther props are lost in the haze anyway
 TRUNK = np.array([0.3, 0.22, 0.15], dtype=np.float32)

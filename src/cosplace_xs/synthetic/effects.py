@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cosplace_xs.data.city_light import Light
-from cosplace_xs.data.city_plan import Camera
+from cosplace_xs.synthetic.light import Light
+from cosplace_xs.synthetic.plan import Camera
 
 SKIN = ((0.95, 0.8, 0.65), (0.75, 0.55, 0.4), (0.45, 0.3, 0.2))
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import utm
 
-from cosplace_xs.data.city_plan import Camera, DistrictPlan
 from cosplace_xs.data.names import ImageName, format_name
+from cosplace_xs.synthetic.plan import Camera, DistrictPlan
 
 CELL = 10.0  # metres; street centrelines and camera positions keep clear of the cell borders of this grid
 ZONE_NUMBER, ZONE_LETTER = 10, "S"

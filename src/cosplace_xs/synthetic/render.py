@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosplace_xs.data.city_facade import (
+from cosplace_xs.synthetic.facade import (
     GLASS,
     MATERIALS,
     SIGN,
@@ -22,9 +22,9 @@ from cosplace_xs.data.city_facade import (
     ground_material,
     sky_colour,
 )
-from cosplace_xs.data.city_light import Light
-from cosplace_xs.data.city_plan import LAMP_HEIGHT, Camera, DistrictPlan, locate_buildings
-from cosplace_xs.data.city_props import draw_props
+from cosplace_xs.synthetic.light import Light
+from cosplace_xs.synthetic.plan import LAMP_HEIGHT, Camera, DistrictPlan, locate_buildings
+from cosplace_xs.synthetic.props import draw_props
 
 LAMP_LIGHT = np.array([1.0, 0.8, 0.55], dtype=np.float32)[:, None, None]
 WARM_WINDOW = np.array([1.0, 0.82, 0.5], dtype=np.float32)[:, None, None]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosplace_xs.data.city_light import Light
-from cosplace_xs.data.city_plan import SIDEWALK, Buildings
+from cosplace_xs.synthetic.light import Light
+from cosplace_xs.synthetic.plan import SIDEWALK, Buildings
 
 # Material ids; where masks overlap the larger id wins.
 WALL, TRIM, GLASS, DOOR, SIGN, SIGN_SECOND, BOARD, BOARD_SECOND = range(8)  # signs and boards glow at night

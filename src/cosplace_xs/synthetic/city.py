@@ -26,12 +26,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from cosplace_xs import __version__
-from cosplace_xs.data.city_effects import apply_effects, sample_effects
-from cosplace_xs.data.city_light import CONDITIONS, sample_light
-from cosplace_xs.data.city_plan import DistrictPlan, build_district
-from cosplace_xs.data.city_render import render_view
-from cosplace_xs.data.city_shots import Shot, query_shots, shot_extent, street_length, survey_shots
 from cosplace_xs.errors import ConfigError, DatasetLayoutError
+from cosplace_xs.synthetic.effects import apply_effects, sample_effects
+from cosplace_xs.synthetic.light import CONDITIONS, sample_light
+from cosplace_xs.synthetic.plan import DistrictPlan, build_district
+from cosplace_xs.synthetic.render import render_view
+from cosplace_xs.synthetic.shots import Shot, query_shots, shot_extent, street_length, survey_shots
 
 log = logging.getLogger(__name__)
 
