@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from cosplace_xs import __version__
 from cosplace_xs.errors import ConfigError, DatasetLayoutError
+from cosplace_xs.progress import progress_bar
 from cosplace_xs.synthetic.effects import apply_effects, sample_effects
 from cosplace_xs.synthetic.light import CONDITIONS, sample_light
 from cosplace_xs.synthetic.plan import DistrictPlan, build_district
@@ -235,7 +235,7 @@ def generate_city(out_dir: Path, config: CityConfig, workers: int = 2, progress:
                   for i in range(0, len(area_shots), CHUNK)]
     total = sum(len(s) for s in shots.values())
     log.info("drawing %d pictures of %d px with %d worker(s)", total, config.image_size, workers)
-    with tqdm(total=total, desc="synthetic city", unit="img", disable=not progress) as bar:
+    with progress_bar(total, "synthetic city", "img", progress) as bar:
         if workers == 1:
             for task in tasks:
                 bar.update(_render_chunk(task))
