@@ -88,3 +88,10 @@ def test_frozen_layers_are_exactly_the_early_ones(name) -> None:
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_train_all_layers_freezes_nothing(name) -> None:
     assert all(p.requires_grad for p in meta_backbone(name, train_all_layers=True).parameters())
+
+
+def test_the_option_schema_lists_exactly_the_registrys_backbones() -> None:
+    from cosplace_xs.config import BACKBONE_NAMES
+    from cosplace_xs.model.backbones import BACKBONES
+
+    assert tuple(BACKBONES) == BACKBONE_NAMES

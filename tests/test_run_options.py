@@ -87,3 +87,39 @@ def test_flags_are_coerced_and_checked_by_the_schema() -> None:
         run_config_from_args(_parse(["--image-size", "100000"]))
     with pytest.raises(ConfigError, match=r"^option --device=meta is out of range: auto, cpu, cuda or cuda:N$"):
         run_config_from_args(_parse(["--device", "meta"]))
+
+
+def _main_error(argv: list[str], capsys) -> str:
+    from cosplace_xs.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_no_abbreviations_and_a_did_you_mean_with_the_commands_usage(capsys) -> None:
+    err = _main_error(["train", "data", "--epoch", "3"], capsys)
+    assert err.startswith("usage: cosplace-xs train ")
+    assert "error: unrecognized arguments: --epoch 3 (--epoch: did you mean --epochs?)" in err
+
+
+def test_the_global_option_and_cosplaces_spellings_are_accepted_after_the_command() -> None:
+    from cosplace_xs.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "data", "-v", "--groups_num", "3", "--fc_output_dim", "128", "--epochs_num",
+                              "2", "--backbone", "ResNet18", "--batch_size=4"])
+    assert args.verbose is True
+    config = run_config_from_args(args)
+    assert (config.split.groups_num, config.model.fc_output_dim, config.train.epochs) == (3, 128, 2)
+    assert (config.model.backbone, config.train.batch_size) == ("resnet18", 4)
+    assert parser.parse_args(["-v", "train", "data"]).verbose is True
+    assert parser.parse_args(["train", "data"]).verbose is False
+
+
+def test_an_unknown_backbone_is_refused_by_the_parser(capsys) -> None:
+    err = _main_error(["train", "data", "--backbone", "resnet19"], capsys)
+    assert "argument --backbone: invalid choice: 'resnet19'" in err

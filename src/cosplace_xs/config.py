@@ -22,6 +22,7 @@ from cosplace_xs.options import OptionGroup, option, require
 ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
 OPTIMIZERS = ("adam", "adamw", "asgd", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")
+BACKBONE_NAMES = ("resnet18", "resnet50", "resnet101", "resnet152", "vgg16")  # model.backbones.BACKBONES' keys
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
 MAX_IMAGE_SIZE = 4096  # pixels a side: beyond this a square batch of a few images exhausts any memory
@@ -49,8 +50,7 @@ class ModelConfig(OptionGroup):
 
     GROUP: ClassVar[str] = "model"
 
-    backbone: str = option("resnet18", "CNN backbone: resnet18, resnet50, resnet101, resnet152 or vgg16",
-                           metavar="NAME")
+    backbone: str = option("resnet18", "CNN backbone (model/backbones.py)", choices=BACKBONE_NAMES)
     fc_output_dim: int = option(512, "descriptor size D (outputs of the last linear layer)", low=1)
     train_all_layers: bool = option(False, "train every layer (default: the early layers stay frozen, as in "
                                            "CosPlace)")

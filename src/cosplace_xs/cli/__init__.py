@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import sys
 
 from cosplace_xs import __version__
+from cosplace_xs.cli.command_parser import CommandParser
 from cosplace_xs.errors import CosplaceError
 
 COMMANDS = (
@@ -24,14 +24,14 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="cosplace-xs",
         description="Visual geo-localization with CosPlace: train, evaluate, compare, geolocate.",
     )
     parser.add_argument("--version", action="version", version=f"cosplace-xs {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.set_defaults(verbose=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     for name in COMMANDS:
         module = importlib.import_module(f"cosplace_xs.cli.{name}")
         module.add_parser(subparsers)
@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn the toolkit's own errors into one clear line."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if extras:
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        command.unknown_options(extras)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

@@ -49,6 +49,8 @@ def add_group_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGrou
                 kwargs["nargs"] = "+"
             if spec.choices is not None and all(isinstance(choice, str) for choice in spec.choices):
                 kwargs["choices"] = spec.choices
+                if all(choice == choice.lower() for choice in spec.choices):  # CosPlace's --backbone ResNet18
+                    kwargs["type"] = str.lower
             else:
                 kwargs["metavar"] = _metavar(kind, spec.metavar)
         flag = (flags or {}).get(item.name) or flag_of(group_cls, item.name)
