@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from cosplace_xs.data.names import ImageName, format_name, parse_name
+from cosplace_xs.data.names import ImageName, display_name, format_name, parse_name
 from cosplace_xs.errors import BadFileNameError
 
 # Real names from SF-XL / SF-XS and Tokyo-XS: empty fields, negative longitudes, zero padding, a prefix before
@@ -68,7 +69,6 @@ def test_only_the_file_name_is_split_not_the_folders() -> None:
     ("@551550.0.jpg", "@551550.0.jpg: not in the .* format"),
     ("@@4182401.73@10@S@@@@@0@@@@@@.jpg", "field 'utm_east' is empty"),
     ("@551550.0@north@10@S@@@@@0@@@@@@.jpg", "field 'utm_north' is 'north', not a number"),
-    ("@551550.0@nan@10@S@@@@@0@@@@@@.jpg", "field 'utm_north' is 'nan', not a finite number"),
     ("@551550.0@4182401.73@ten@S@@@@@0@@@@@@.jpg", "field 'utm_zone_number' is 'ten'"),
     ("@551550.0@4182401.73@10@S@@@@@361@@@@@@.jpg", r"field 'heading' is 361.0, outside \[0, 360\]"),
     ("@551550.0@4182401.73@10@S@@@@@-1@@@@@@.jpg", r"field 'heading' is -1.0, outside \[0, 360\]"),
@@ -101,3 +101,67 @@ def test_format_name_is_the_inverse_of_parse_name() -> None:
     assert parse_name(name) == image
     real = REAL_NAMES[4]
     assert format_name(parse_name(real)) == real
+
+
+STRICT_NUMBER_CASES = [  # (field, case id, name, message)
+    ("utm_east", "549_069.19", "@549_069.19@4182401.73@10@S@@@@@0@@@@@@.jpg", "is '549_069.19', not a plain decimal"),
+    ("utm_east", "spaces", "@ 549069.19 @4182401.73@10@S@@@@@0@@@@@@.jpg", "is ' 549069.19 ', not a plain decimal"),
+    ("utm_east", "Arabic-Indic digits", "@\u0665\u0664\u0669069@4182401.73@10@S@@@@@0@@@@@@.jpg",
+     "is '\u0665\u0664\u0669069', not a plain decimal"),
+    ("utm_east", "exponent", "@5.5e5@4182401.73@10@S@@@@@0@@@@@@.jpg", "is '5.5e5', not a plain decimal"),
+    ("utm_east", "inf", "@inf@4182401.73@10@S@@@@@0@@@@@@.jpg", "is 'inf', not a plain decimal"),
+    ("utm_north", "nan", "@551550.0@nan@10@S@@@@@0@@@@@@.jpg", "is 'nan', not a plain decimal"),
+    ("utm_north", "1e400 written out", "@551550.0@1" + "0" * 400 + "@10@S@@@@@0@@@@@@.jpg",
+     r"is '1000.*0', outside \[-10000000, 10000000\] metres"),
+    ("utm_east", "too far", "@-10000000.01@4182401.73@10@S@@@@@0@@@@@@.jpg",
+     r"is '-10000000.01', outside \[-10000000, 10000000\] metres"),
+    ("utm_zone_number", "a fraction", "@551550.0@4182401.73@10.7@S@@@@@0@@@@@@.jpg",
+     r"is '10.7', not a UTM zone number \(an integer from 1 to 60\)"),
+    ("utm_zone_number", "0", "@551550.0@4182401.73@0@S@@@@@0@@@@@@.jpg", "is '0', not a UTM zone number"),
+    ("utm_zone_number", "61", "@551550.0@4182401.73@61@S@@@@@0@@@@@@.jpg", "is '61', not a UTM zone number"),
+    ("utm_zone_letter", "I", "@551550.0@4182401.73@10@I@@@@@0@@@@@@.jpg",
+     r"is 'I', not a UTM latitude band \(a capital letter C to X, without I and O\)"),
+    ("utm_zone_letter", "lower case", "@551550.0@4182401.73@10@s@@@@@0@@@@@@.jpg", "is 's', not a UTM latitude band"),
+    ("utm_zone_letter", "two letters", "@551550.0@4182401.73@10@SS@@@@@0@@@@@@.jpg", "is 'SS', not a UTM"),
+    ("lat", "north of the pole", "@551550.0@4182401.73@10@S@90.5@-122.4@@@0@@@@@@.jpg",
+     r"is '90.5', outside \[-90, 90\] degrees"),
+    ("lon", "past the antimeridian", "@551550.0@4182401.73@10@S@37.7@-180.01@@@0@@@@@@.jpg",
+     r"is '-180.01', outside \[-180, 180\] degrees"),
+    ("pitch", "fullwidth digit", "@551550.0@4182401.73@10@S@@@@@0@\uff11@@@@@.jpg", "is '\uff11', not a plain decimal"),
+]
+
+
+@pytest.mark.parametrize(("field", "case", "name", "message"), STRICT_NUMBER_CASES,
+                         ids=[f"{field} {case}" for field, case, _, _ in STRICT_NUMBER_CASES])
+def test_only_plain_decimal_numbers_in_their_range_parse(field: str, case: str, name: str, message: str) -> None:
+    with pytest.raises(BadFileNameError, match=f"field '{field}' {message}") as error:
+        parse_name(Path("/data/train") / name)
+    assert str(error.value).startswith(name + ":")
+
+
+def test_the_limits_themselves_parse() -> None:
+    parsed = parse_name("@-10000000@10000000.00@60@X@-90@180@@@0@@@@@@.jpg")
+    assert (parsed.utm_east, parsed.utm_north, parsed.utm_zone_number, parsed.utm_zone_letter, parsed.lat,
+            parsed.lon) == (-10_000_000.0, 10_000_000.0, 60, "X", -90.0, 180.0)
+    parsed = parse_name("@+0.0@-0@01@C@90@-180.0@@@0@@@@@@.jpg")
+    assert (parsed.utm_east, parsed.utm_north, parsed.utm_zone_number, parsed.utm_zone_letter, parsed.lat,
+            parsed.lon) == (0.0, 0.0, 1, "C", 90.0, -180.0)
+
+
+def test_a_name_that_is_not_utf8_is_a_bad_name_shown_with_its_bytes_escaped() -> None:
+    name = os.fsdecode(b"caf\xe9@551550.0@4182401.73@10@S@@@@@0@@@@@@.jpg")
+    with pytest.raises(BadFileNameError) as error:
+        parse_name(Path("/data/train") / name)
+    assert str(error.value) == ("caf\\xe9@551550.0@4182401.73@10@S@@@@@0@@@@@@.jpg: the file name is not valid UTF-8 "
+                                "(the bytes shown as \\xNN); rename it")
+    str(error.value).encode("utf-8")  # the message itself can be written to any log or file
+    assert display_name(Path("/data") / os.fsdecode(b"\xff\xfe.jpg")) == "/data/\\xff\\xfe.jpg"
+    assert display_name("/data/caf\u00e9.jpg") == "/data/caf\u00e9.jpg"
+
+
+def test_format_name_writes_plain_decimals_that_parse_back() -> None:
+    image = ImageName("", 0.5, 1.0, 10, "S", None, None, "", "", 0.00001, None, None, 1234567.0, "", "")
+    name = format_name(image)
+    assert name == "@0000000.50@0000001.00@10@S@@@@@0.00001@@@1234567@@@.jpg"
+    assert parse_name(name) == image
+

@@ -4,13 +4,18 @@
 
 Only the file name is split (never the folders above it). Empty fields are allowed except UTM east and
 north; names that stop early (some SF-XL test names end after the pano id) leave the rest empty.
+Numbers are read strictly as published: ASCII digits with an optional sign and decimal point (Python's
+`float` would also take `549_069.19`, spaces, other scripts' digits, exponents, `inf` and `nan`).
 """
 
 from __future__ import annotations
 
-import math
+import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+import numpy as np
 
 from cosplace_xs.errors import BadFileNameError
 
@@ -32,6 +37,15 @@ FIELD_NAMES = (
     "note",
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+DECIMAL = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+# |east| and |north| at most UTM's false northing: any real position fits and distances stay finite. UTM proper
+# (east 100,000-999,999 m) is not required here: local coordinates such as 0.0 suit training and test sets, and
+# only a conversion to lat/lon needs the real range (see `evaluation.descriptor_store.database_positions`)
+UTM_LIMIT_M = 10_000_000
+RANGES = {"utm_east": (-UTM_LIMIT_M, UTM_LIMIT_M, "metres"), "utm_north": (-UTM_LIMIT_M, UTM_LIMIT_M, "metres"),
+          "lat": (-90, 90, "degrees"), "lon": (-180, 180, "degrees"), "heading": (0, 360, "degrees")}
+UTM_ZONES = range(1, 61)
+UTM_BANDS = "CDEFGHJKLMNPQRSTUVWX"  # latitude bands, 8 degrees each; I and O are not used
 
 
 @dataclass(frozen=True)
@@ -68,23 +82,61 @@ def _split_fields(name: str) -> list[str]:
     return parts + [""] * (len(FIELD_NAMES) - len(parts))
 
 
+def display_name(path: str | Path) -> str:
+    """A path as text that any file or terminal takes: bytes that are not UTF-8 shown as `\\xNN`."""
+    text = str(path)
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file-system byte maps to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _number(raw: str, field: str, name: str, required: bool = False) -> float | None:
+    """A plain decimal number, within the field's range when it has one (see RANGES); None when empty."""
     if raw == "":
         if required:
             raise BadFileNameError(f"{name}: field '{field}' is empty; it must be a number")
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadFileNameError(f"{name}: field '{field}' is {raw!r}, not a number") from None
-    if not math.isfinite(value):
-        raise BadFileNameError(f"{name}: field '{field}' is {raw!r}, not a finite number")
+    if not DECIMAL.fullmatch(raw):
+        try:
+            float(raw)
+        except ValueError:
+            raise BadFileNameError(f"{name}: field '{field}' is {raw!r}, not a number") from None
+        raise BadFileNameError(f"{name}: field '{field}' is {raw!r}, not a plain decimal number (ASCII digits with "
+                               "an optional sign and decimal point)")
+    value = float(raw)
+    low, high, unit = RANGES.get(field, (-float("inf"), float("inf"), ""))
+    if not low <= value <= high:
+        shown = value if field == "heading" else repr(raw)
+        raise BadFileNameError(f"{name}: field '{field}' is {shown}, outside [{low}, {high}] {unit}")
     return value
+
+
+def _zone(raw: str, name: str) -> int | None:
+    number = _number(raw, "utm_zone_number", name)  # refuses what is no number at all, in its words
+    if number is None:
+        return None
+    if raw.isdigit() and int(raw) in UTM_ZONES:
+        return int(raw)
+    raise BadFileNameError(f"{name}: field 'utm_zone_number' is {raw!r}, not a UTM zone number (an integer from "
+                           f"{UTM_ZONES[0]} to {UTM_ZONES[-1]})")
+
+
+def _band(raw: str, name: str) -> str:
+    if raw == "" or (len(raw) == 1 and raw in UTM_BANDS):
+        return raw
+    raise BadFileNameError(f"{name}: field 'utm_zone_letter' is {raw!r}, not a UTM latitude band (a capital letter "
+                           "C to X, without I and O)")
 
 
 def parse_name(path: str | Path, require_heading: bool = False) -> ImageName:
     """Parse the metadata of an image from its file name; raise BadFileNameError naming the bad field."""
     name = Path(path).name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadFileNameError(f"{display_name(name)}: the file name is not valid UTF-8 (the bytes shown as \\xNN); "
+                               "rename it") from None
     raw = _split_fields(name)
     if len(raw) > len(FIELD_NAMES):
         raise BadFileNameError(
@@ -96,16 +148,13 @@ def parse_name(path: str | Path, require_heading: bool = False) -> ImageName:
             "(UTM east and north are required)"
         )
     values = dict(zip(FIELD_NAMES, raw, strict=True))
-    zone = _number(values["utm_zone_number"], "utm_zone_number", name)
     heading = _number(values["heading"], "heading", name, required=require_heading)
-    if heading is not None and not 0.0 <= heading <= 360.0:
-        raise BadFileNameError(f"{name}: field 'heading' is {heading}, outside [0, 360] degrees")
     return ImageName(
         prefix=values["prefix"],
         utm_east=_number(values["utm_east"], "utm_east", name, required=True),
         utm_north=_number(values["utm_north"], "utm_north", name, required=True),
-        utm_zone_number=None if zone is None else int(zone),
-        utm_zone_letter=values["utm_zone_letter"],
+        utm_zone_number=_zone(values["utm_zone_number"], name),
+        utm_zone_letter=_band(values["utm_zone_letter"], name),
         lat=_number(values["lat"], "lat", name),
         lon=_number(values["lon"], "lon", name),
         pano_id=values["pano_id"],
@@ -127,8 +176,8 @@ def _format_value(field: str, value: object) -> str:
         return ""
     if field in _FORMATS:
         return _FORMATS[field].format(value)
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float):  # positional, never an exponent, which `parse_name` refuses
+        return np.format_float_positional(value, trim="-")
     return str(value)
 
 
