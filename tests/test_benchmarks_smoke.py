@@ -105,11 +105,14 @@ def test_matmul_ceiling(load: Callable[[str], ModuleType]) -> None:
     for kernel in ceiling.KERNELS:
         best, median = ceiling.matmul_flops(64, "fp32", CPU, seconds=0.01, kernel=kernel)
         assert best >= median > 0
-    # the 1 x 1 convolution computes the matmul it stands for
-    image = torch.randn(1, 8, 5, 1)
-    filters = torch.randn(8, 8, 1, 1)
-    torch.testing.assert_close(torch.nn.functional.conv2d(image, filters)[0, :, :, 0],
-                               filters[:, :, 0, 0] @ image[0, :, :, 0])
+    # the benchmark's 1 x 1 convolution computes the n x n matmul it is counted as (2 n^3 FLOPs)
+    n = 16
+    generator = torch.Generator().manual_seed(0)  # the draws gemm_call makes, in its order
+    image = torch.randn(1, n, n, 1, generator=generator)
+    filters = torch.randn(n, n, 1, 1, generator=generator)
+    product = ceiling.gemm_call("conv1x1", n, "fp32", CPU)()
+    assert product.shape == (1, n, n, 1)
+    torch.testing.assert_close(product[0, :, :, 0], filters[:, :, 0, 0] @ image[0, :, :, 0])
 
 
 def test_model_throughput_variants_flops_and_step(load: Callable[[str], ModuleType]) -> None:
