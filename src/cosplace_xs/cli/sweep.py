@@ -113,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     counts = plan.counts()
     print(f"trials: {', '.join(f'{n} {status}' for status, n in counts.items())}")
     for stage in plan.stages:
-        winner = stage.winner.spec.label if stage.winner else "none yet"
-        print(f"stage {stage.stage.name}: winner {winner}")
+        print(f"stage {stage.stage.name}: winner {stage.winner_text()}")
     print(f"report: {sweep_dir / 'report.md'}")
     return 0 if set(counts) == {DONE} else 1

@@ -71,7 +71,7 @@ def _header(spec: SweepSpec, plan: SweepPlan, state: dict) -> list[str]:
         lines += [f"Started from the winner of stage `{start['stage']}` of `{start['sweep_dir']}` "
                   f"({start['label']}): {options_text(start['options'])}.", ""]
     rows = [[s.stage.name, str(s.stage.metric), s.stage.inherit or "—",
-             s.winner.spec.label if s.winner else ("—" if s.decided else "not decided yet"),
+             s.winner_text(),
              "—" if s.winner is None or s.winner.metric is None else f"{s.winner.metric:.1f}"] for s in plan.stages]
     lines += ["## Winners", "", markdown_table(["Stage", "Metric", "Inherits", "Winner", "Value"], rows, {4})]
     last = next((s for s in reversed(plan.stages) if s.winner), None)

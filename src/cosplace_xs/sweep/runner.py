@@ -52,6 +52,17 @@ class StagePlan:
     decided: bool  # no trial is left to run: the winner (if any) is final
     winner: PlannedTrial | None
 
+    def winner_text(self) -> str:
+        """The winner's label, saying when it won only among survivors of failed trials."""
+        if not self.decided:
+            return "not decided yet"
+        failed = [trial.spec.label for trial in self.trials if trial.status == FAILED]
+        lost = f"{len(failed)} of {len(self.trials)} trials failed ({', '.join(failed)})" if failed else ""
+        if self.winner is None:
+            return f"none: {lost}" if lost else "none"
+        label = self.winner.spec.label
+        return f"{label} (best of the finished trials only: {lost})" if lost else label
+
 
 @dataclass
 class SweepPlan:
