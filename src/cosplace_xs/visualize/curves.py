@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 PANELS = (("loss", "training loss"), ("val_R@1", "val Recall@1 (%)"), ("val_R@5", "val Recall@5 (%)"),
           ("images_per_s", "training images/s"))
@@ -24,6 +25,7 @@ def plot_curves(histories: dict[str, list[dict[str, Any]]], path: Path, title: s
                 xs, ys = zip(*points, strict=True)
                 axis.plot(xs, ys, marker="o", label=name)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
         axis.set_title(label)
         axis.grid(alpha=0.3)
     if len(histories) > 1:
