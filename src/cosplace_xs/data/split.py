@@ -17,7 +17,7 @@ from typing import Any
 from cosplace_xs.config import SplitConfig
 from cosplace_xs.data import split_cache
 from cosplace_xs.data.layout import list_images
-from cosplace_xs.data.names import ImageName, parse_name
+from cosplace_xs.data.names import ImageName, display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, ConfigError, DatasetLayoutError
 
 log = logging.getLogger(__name__)
@@ -138,13 +138,13 @@ def _parse_names(paths: list[Path], relative: list[str], train_dir: Path) -> lis
         try:
             names.append(parse_name(path, require_heading=True))
         except BadFileNameError as error:
-            bad.append(f"  {rel}: {str(error).removeprefix(path.name + ': ')}")
+            bad.append(f"  {display_name(rel)}: {str(error).removeprefix(display_name(path.name) + ': ')}")
     if bad:
         more = f"\n  ... and {len(bad) - BAD_NAMES_SHOWN} more" if len(bad) > BAD_NAMES_SHOWN else ""
         raise BadFileNameError(
-            f"{len(bad)} of {len(paths)} training images in {train_dir} have a bad file name (UTM east, north and "
-            f"heading are required: @utm_east@utm_north@zone@letter@lat@lon@pano_id@tile_num@heading@...@.jpg):\n"
-            + "\n".join(bad[:BAD_NAMES_SHOWN]) + more
+            f"{len(bad)} of {len(paths)} training images in {display_name(train_dir)} have a bad file name (UTM east, "
+            "north and heading are required: @utm_east@utm_north@zone@letter@lat@lon@pano_id@tile_num@heading@...@.jpg)"
+            ":\n" + "\n".join(bad[:BAD_NAMES_SHOWN]) + more
             + "\nRename or remove them (`cosplace-xs check-dataset` lists every problem)"
         )
     return names

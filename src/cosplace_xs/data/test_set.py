@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from cosplace_xs.data.layout import find_test_set, list_images
-from cosplace_xs.data.names import parse_name
+from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,15 @@ def read_utm(paths: list[Path], what: str, folder: Path) -> np.ndarray:
         try:
             name = parse_name(path)
         except BadFileNameError as error:
-            bad.append(f"  {path.relative_to(folder)}: {str(error).removeprefix(path.name + ': ')}")
+            shown = display_name(path.relative_to(folder))
+            bad.append(f"  {shown}: {str(error).removeprefix(display_name(path.name) + ': ')}")
             continue
         utm[row] = name.utm_east, name.utm_north
     if bad:
         more = f"\n  ... and {len(bad) - BAD_NAMES_SHOWN} more" if len(bad) > BAD_NAMES_SHOWN else ""
         raise BadFileNameError(
-            f"{len(bad)} of {len(paths)} {what} in {folder} have a bad file name (UTM east and north are required: "
-            "@utm_east@utm_north@zone@letter@...@.jpg):\n" + "\n".join(bad[:BAD_NAMES_SHOWN]) + more
+            f"{len(bad)} of {len(paths)} {what} in {display_name(folder)} have a bad file name (UTM east and north are "
+            "required: @utm_east@utm_north@zone@letter@...@.jpg):\n" + "\n".join(bad[:BAD_NAMES_SHOWN]) + more
             + "\nRename or remove them (`cosplace-xs check-dataset` lists every problem)"
         )
     return utm
