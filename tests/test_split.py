@@ -271,3 +271,14 @@ def test_split_info_prints_the_summary(hand_made: Path, tmp_path: Path, capsys) 
 def test_split_info_refuses_bad_options(hand_made: Path) -> None:
     with pytest.raises(ConfigError, match="--alpha=7 is out of range"):
         _split_info(str(hand_made), "--alpha", "7")
+
+
+def test_dropping_every_class_advises_the_min_images_per_class_that_keeps_some(hand_made: Path, tmp_path: Path) -> None:
+    config = SplitConfig(M=10, alpha=30, N=2, L=1, min_images_per_class=3)
+    with pytest.raises(ConfigError) as error:
+        build_split(hand_made, config, cache_dir=tmp_path / "cache")
+    assert str(error.value) == (
+        f"option --min-images-per-class=3 drops every class of {hand_made}: its 5 classes (M=10, alpha=30) have fewer "
+        "images; the largest class has 2 images: --min-images-per-class 2 keeps 3 classes, 1 keeps 5 (a larger --M or "
+        "--alpha also gives classes more images)")
+    assert not list((tmp_path / "cache").glob("*.json"))  # nothing cached: the advice is given again next time

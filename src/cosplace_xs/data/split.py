@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 ClassId = tuple[int, int, int]
 GroupId = tuple[int, int, int]
 BAD_NAMES_SHOWN = 20
+ADVICE_STEPS = 3  # --min-images-per-class values suggested when every class is dropped
 COUNTS = ("num_dropped_classes", "num_dropped_images", "num_headings")  # TrainSplit fields the cache stores
 
 
@@ -150,7 +151,24 @@ def _parse_names(paths: list[Path], relative: list[str], train_dir: Path) -> lis
     return names
 
 
-def _assign(names: list[ImageName], config: SplitConfig) -> dict[str, Any]:
+def _classes(count: int) -> str:
+    return f"{count} class{'' if count == 1 else 'es'}"
+
+
+def _every_class_dropped(class_sizes: list[int], config: SplitConfig, train_dir: Path) -> ConfigError:
+    """The error of a --min-images-per-class above every class's size, with the values that would keep some."""
+    sizes = sorted(set(class_sizes), reverse=True)[:ADVICE_STEPS]
+    kept = [sum(size >= threshold for size in class_sizes) for threshold in sizes]
+    steps = ", ".join(f"{threshold} keeps {count}" for threshold, count in zip(sizes[1:], kept[1:], strict=True))
+    return ConfigError(
+        f"option --min-images-per-class={config.min_images_per_class} drops every class of {display_name(train_dir)}: "
+        f"its {_classes(len(class_sizes))} (M={config.M}, alpha={config.alpha}) have fewer images; the largest class "
+        f"has {sizes[0]} image{'' if sizes[0] == 1 else 's'}: --min-images-per-class {sizes[0]} keeps "
+        f"{_classes(kept[0])}{', ' + steps if steps else ''} (a larger --M or --alpha also gives classes more images)"
+    )
+
+
+def _assign(names: list[ImageName], config: SplitConfig, train_dir: Path) -> dict[str, Any]:
     """Classes, dropped classes and groups of the sorted images, as the JSON-ready dict the cache stores."""
     c = config
     class_of = [compute_class_id(x.utm_east, x.utm_north, x.heading, c.M, c.alpha) for x in names]
@@ -158,6 +176,8 @@ def _assign(names: list[ImageName], config: SplitConfig) -> dict[str, Any]:
     for index, class_id in enumerate(class_of):
         members.setdefault(class_id, []).append(index)
     kept = {class_id for class_id, images in members.items() if len(images) >= c.min_images_per_class}
+    if not kept:
+        raise _every_class_dropped([len(images) for images in members.values()], config, train_dir)
     kept_images = [i for i, class_id in enumerate(class_of) if class_id in kept]
     new_index = {old: new for new, old in enumerate(kept_images)}
     group_classes: dict[GroupId, set[ClassId]] = {}  # insertion order = first appearance in the sorted list
@@ -224,12 +244,14 @@ def build_split(train_dir: str | Path, config: SplitConfig, cache_dir: Path | No
     key = split_cache.cache_key(config, relative, paths)
     cache_dir = Path(cache_dir) if cache_dir is not None else split_cache.default_cache_dir()
     cached = _read_cached(cache_dir, key, train_dir)
+    if cached is not None and not cached[1]["groups"]:
+        cached = None  # an empty split, cached before it was refused: built again to say which option keeps classes
     if cached is not None:
         log.info("split cache hit: %s", split_cache.cache_file(cache_dir, key))
         kept_paths, data = cached
     else:
         log.info("split cache miss: building the split of %d images in %s", len(paths), train_dir)
-        data = _assign(_parse_names(paths, relative, train_dir), config)
+        data = _assign(_parse_names(paths, relative, train_dir), config, train_dir)
         kept_paths = tuple(paths[i] for i in data["kept_images"])
         stored = {"images": [relative[i] for i in data["kept_images"]], "groups": data["groups"],
                   **{name: data[name] for name in COUNTS}}
