@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -30,16 +32,63 @@ def test_keep_previous_rotates_the_replaced_file(tmp_path: Path) -> None:
     assert ckpt.read_checkpoint(tmp_path / ckpt.PREVIOUS)["epoch"] == 1
 
 
-def test_failed_write_leaves_old_checkpoint_and_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+class _FillingDisk(io.FileIO):
+    """A file on a disk that has room for `room` bytes: further writes fail as the kernel's would."""
+
+    def __init__(self, fd: int, room: int, fault: BaseException) -> None:
+        super().__init__(fd, "wb")
+        self.room, self.fault = room, fault
+
+    def write(self, data) -> int:
+        if self.tell() + len(data) > self.room:
+            raise self.fault
+        return super().write(data)
+
+
+def _fill_the_disk_at(monkeypatch, room: int, fault: BaseException) -> None:
+    """The checkpoint's temp file opened as on a filling disk, buffered as os.fdopen buffers it, so the fault
+    reaches torch.save's zip writer the way a real one does (it wraps it in its own RuntimeError)."""
+    monkeypatch.setattr(ckpt.os, "fdopen", lambda fd, mode: io.BufferedWriter(_FillingDisk(fd, room, fault)))
+
+
+def test_the_fault_injected_below_is_the_one_torch_save_raises(tmp_path: Path, monkeypatch) -> None:
+    """What a full disk looks like from above torch.save: not an OSError but the zip writer's RuntimeError."""
+    _fill_the_disk_at(monkeypatch, 4096, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    file = ckpt.os.fdopen(os.open(tmp_path / "x.pt", os.O_WRONLY | os.O_CREAT), "wb")
+    with pytest.raises(RuntimeError, match=r"enforce fail at inline_container") as raised:
+        torch.save({"w": torch.zeros(10_000)}, file)
+    with contextlib.suppress(OSError):  # the rest of the buffer does not fit either
+        file.close()
+    assert isinstance(raised.value.__context__, OSError)
+
+
+@pytest.mark.parametrize("earlier", ["previous checkpoint", "no previous checkpoint"])
+def test_a_full_disk_is_a_clear_error_naming_the_intact_checkpoint_and_leaves_no_temp_file(
+        earlier: str, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / ckpt.LAST
+    if earlier == "previous checkpoint":
+        ckpt.write_checkpoint({"epoch": 1}, path)
+    _fill_the_disk_at(monkeypatch, 4096, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    with pytest.raises(CheckpointError) as raised:
+        ckpt.write_checkpoint({"epoch": 2, "w": torch.zeros(10_000)}, path, keep_previous=True)
+    monkeypatch.undo()
+    kept = f"the previous checkpoint {path} is intact" if earlier == "previous checkpoint" \
+        else "no checkpoint was written before"
+    assert str(raised.value) == (
+        f"{path}: could not write the checkpoint: the disk is full (No space left on device); {kept}. Free space, "
+        f"then continue with: cosplace-xs train --resume {tmp_path}")
+    if earlier == "previous checkpoint":
+        assert ckpt.read_checkpoint(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([ckpt.LAST] if earlier == "previous checkpoint" else [])
+
+
+def test_an_interrupted_write_stays_an_interruption_and_leaves_the_previous_checkpoint(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
     path = tmp_path / ckpt.LAST
     ckpt.write_checkpoint({"epoch": 1}, path)
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: could not write .*No space.*--resume"):
-        ckpt.write_checkpoint({"epoch": 2}, path, keep_previous=True)
+    _fill_the_disk_at(monkeypatch, 4096, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.write_checkpoint({"epoch": 2, "w": torch.zeros(10_000)}, path, keep_previous=True)
     monkeypatch.undo()
     assert ckpt.read_checkpoint(path)["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.LAST]

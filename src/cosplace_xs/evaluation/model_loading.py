@@ -11,7 +11,7 @@ from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
-from cosplace_xs.training.checkpoint import read_checkpoint, resolve_checkpoint
+from cosplace_xs.training.checkpoint import WHAT_A_CHECKPOINT_IS, read_checkpoint, resolve_checkpoint
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device,
@@ -23,7 +23,8 @@ def load_trained_model(checkpoint: str | Path, device: torch.device,
     state = read_checkpoint(path)
     missing = [key for key in ("config", "model") if key not in state]
     if missing:
-        raise CheckpointError(f"{path}: holds no {' and no '.join(missing)}; it is not a model checkpoint")
+        raise CheckpointError(f"{path}: holds no {' and no '.join(missing)}; it is not a model checkpoint; "
+                              f"{WHAT_A_CHECKPOINT_IS}")
     try:
         config = RunConfig.from_dict(state["config"], source=f"{path} (its options)")
     except ConfigError as error:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
 import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ FORMAT = "cosplace-xs/1"
 LAST = "last.pt"
 PREVIOUS = "previous.pt"
 BEST = "best.pt"
+WHAT_A_CHECKPOINT_IS = (f"a checkpoint is the {LAST} or {BEST} that `cosplace-xs train` writes in its run folder; "
+                        "pass one of them, or the run folder itself")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -31,13 +35,36 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _underlying_fault(error: BaseException) -> BaseException | None:
+    """The OSError or KeyboardInterrupt behind `error`: torch.save's zip writer turns a failed write of its file
+    (a full disk, Ctrl-C) into its own RuntimeError ("[enforce fail at inline_container.cc]") raised while the
+    real fault is being handled, so the real one is found in the exception's context."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (OSError, KeyboardInterrupt)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _write_failed(path: Path, error: OSError, had_previous: bool) -> CheckpointError:
+    reason = f"the disk is full ({error.strerror})" if error.errno in (errno.ENOSPC, errno.EDQUOT) \
+        else (error.strerror or str(error))
+    kept = f"the previous checkpoint {path} is intact" if had_previous else "no checkpoint was written before"
+    return CheckpointError(f"{path}: could not write the checkpoint: {reason}; {kept}. Free space, then continue "
+                           f"with: cosplace-xs train --resume {path.parent}")
+
+
 def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = False) -> None:
     """Write `state` to `path` so that a crash at any moment leaves a complete file at `path` or its previous.
 
-    With `keep_previous`, the file being replaced is kept as `previous.pt` beside it.
+    With `keep_previous`, the file being replaced is kept as `previous.pt` beside it. A failed write (disk full,
+    permissions) is a CheckpointError naming the intact checkpoint; an interrupted one stays a KeyboardInterrupt;
+    the temp file is removed either way.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    had_previous = path.is_file()
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
@@ -49,15 +76,36 @@ def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = Fa
             os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as error:  # disk full, quota, permissions: the file at `path` is still the complete old one
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"{path}: could not write the checkpoint ({error.strerror or error}); the previous checkpoint is "
-            "intact. Free space (or fix the folder's permissions) and continue with --resume"
-        ) from error
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        fault = _underlying_fault(error)
+        if isinstance(fault, OSError):  # the file at `path` is still the complete old one
+            raise _write_failed(path, fault, had_previous) from error
+        if isinstance(fault, KeyboardInterrupt) and fault is not error:
+            log.warning("interrupted while writing %s; %s", path,
+                        f"the previous checkpoint {path} is intact" if had_previous else "nothing was written")
+            raise KeyboardInterrupt from None
         raise
+
+
+def _load(path: Path) -> Any:
+    """torch.load without unpickling code; any file that is not a torch file is a CheckpointError."""
+    try:
+        with warnings.catch_warnings():  # bytes that are no pickle at all may claim any pickle protocol
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = re.search(r"(?:Unsupported global:|unsupported GLOBAL) ([^\n]*)", str(error))
+        if unsafe is not None:
+            raise CheckpointError(
+                f"{path}: refused to load: it asks to run code ({unsafe.group(1).strip()}). Checkpoints are never "
+                "unpickled with arbitrary code; only load files written by cosplace-xs"
+            ) from None
+        what = "not a torch file"
+    except Exception:  # parsing foreign bytes fails in any way: KeyError, IndexError, struct.error, ...
+        what = "a zip archive that is not a torch file" if zipfile.is_zipfile(path) else "not a torch file"
+    raise CheckpointError(f"{path}: corrupted or truncated checkpoint, or not a checkpoint at all ({what}); "
+                          f"{WHAT_A_CHECKPOINT_IS}")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -67,21 +115,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: is a folder; pass a checkpoint file (e.g. {path / BEST})")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        unsafe = re.search(r"(?:Unsupported global:|unsupported GLOBAL) ([^\n]*)", str(error))
-        if unsafe is None:
-            raise CheckpointError(f"{path}: corrupted or truncated checkpoint (not a readable torch file)") from None
-        raise CheckpointError(
-            f"{path}: refused to load: it asks to run code ({unsafe.group(1).strip()}). Checkpoints are never "
-            "unpickled with arbitrary code; only load files written by cosplace-xs"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(f"{path}: corrupted or truncated checkpoint ({error})") from None
+    state = _load(path)
     _check_crcs(path)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a cosplace-xs checkpoint (no '{FORMAT}' format tag)")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a cosplace-xs checkpoint (a torch file of a {type(state).__name__}); "
+                              f"{WHAT_A_CHECKPOINT_IS}")
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a cosplace-xs checkpoint (a torch file of a dict without the "
+                              f"'{FORMAT}' format tag); {WHAT_A_CHECKPOINT_IS}")
     return state
 
 
