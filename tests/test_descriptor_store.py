@@ -13,11 +13,17 @@ from test_descriptors import IndexNet, unit_rows
 from test_evaluate import E0, N0, encoded_index, run_command, write_test_set, write_tiny_checkpoint
 
 from cosplace_xs.cli import eval as eval_command
-from cosplace_xs.config import EvalConfig, ModelConfig
+from cosplace_xs.config import EvalConfig
 from cosplace_xs.data.layout import find_test_set
 from cosplace_xs.data.test_set import load_test_set
 from cosplace_xs.errors import CheckpointError, ConfigError
-from cosplace_xs.evaluation.descriptor_store import ModelSignature, build_store, load_store, weights_digest
+from cosplace_xs.evaluation.descriptor_store import (
+    ModelSignature,
+    build_store,
+    database_positions,
+    load_store,
+    weights_digest,
+)
 from cosplace_xs.evaluation.evaluate import evaluate_model
 
 CPU = torch.device("cpu")
@@ -33,7 +39,7 @@ def grid_set(tmp_path: Path) -> Path:
 
 def _model_and_signature(seed: int = 0, image_size: int | None = 16) -> tuple[IndexNet, ModelSignature]:
     model = IndexNet(unit_rows(np.random.default_rng(seed), 38, dim=16))
-    return model, ModelSignature.of(model, ModelConfig(backbone="index", fc_output_dim=16), image_size)
+    return model, ModelSignature("index", 16, weights_digest(model), image_size)
 
 
 @pytest.mark.parametrize(("dtype", "tolerance"), [("float32", 0.0), ("float16", 1e-3)])
@@ -113,3 +119,19 @@ def test_eval_command_saves_then_reuses_descriptors(grid_set: Path, tmp_path: Pa
     other = write_test_set(tmp_path / "elsewhere" / tmp_path.name / "grid", [(0.0, 0.0)], [(1.0, 1.0)])
     with pytest.raises(ConfigError, match="holds the descriptors of another database"):
         run_command(eval_command, [*common[:3], str(other), *common[4:], "--descriptors", str(tmp_path / "stores")])
+
+
+def test_positions_outside_utms_range_keep_their_utm_and_leave_latlon_unknown(tmp_path: Path, caplog) -> None:
+    names = ["@0.0@4182000.0@10@S@@@@@@@@@@@.jpg",  # east 0 m: not on UTM's grid, no lat/lon
+             "@551000.0@4182000.0@10@S@@@@@@@@@@@.jpg",  # converted from zone 10S
+             "@551000.0@4182000.0@@@@@@@@@@@@@.jpg",  # no zone: no lat/lon
+             "@1.0@2.0@10@S@37.5@-122.5@@@@@@@@@.jpg"]  # its own lat/lon, whatever its UTM
+    paths = [tmp_path / name for name in names]
+    east_north, latlon = database_positions(paths, tmp_path)
+    assert east_north.tolist() == [[0.0, 4182000.0], [551000.0, 4182000.0], [551000.0, 4182000.0], [1.0, 2.0]]
+    assert np.isnan(latlon[[0, 2]]).all()
+    assert latlon[1].tolist() == list(utm.to_latlon(551000.0, 4182000.0, 10, "S"))
+    assert latlon[3].tolist() == [37.5, -122.5]
+    assert (f"1 of 4 database images in {tmp_path} have a UTM position that does not convert to lat/lon (UTM east "
+            "100,000-999,999 m, north 0-10,000,000 m), e.g. @0.0@4182000.0@10@S@@@@@@@@@@@.jpg; their lat/lon is "
+            "unknown and predictions give them in UTM only") in caplog.text

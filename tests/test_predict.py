@@ -23,10 +23,9 @@ from test_evaluate import (
 )
 
 from cosplace_xs.cli import predict as predict_command
-from cosplace_xs.config import ModelConfig
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.errors import BadImageError, CheckpointError, DatasetLayoutError
-from cosplace_xs.evaluation.descriptor_store import ModelSignature, build_store
+from cosplace_xs.evaluation.descriptor_store import ModelSignature, build_store, weights_digest
 from cosplace_xs.predict import confidence, open_database, predict
 
 CPU = torch.device("cpu")
@@ -52,7 +51,7 @@ def _index_model(street: Path, copies: dict[int, int]) -> tuple[IndexNet, ModelS
     for photo, image in copies.items():
         table[photo] = table[image]
     model = IndexNet(table)
-    return model, ModelSignature.of(model, ModelConfig(backbone="index", fc_output_dim=8), 16)
+    return model, ModelSignature("index", 8, weights_digest(model), 16)
 
 
 def test_a_photo_outside_the_dataset_layout_and_a_named_one(street: Path, tmp_path: Path) -> None:

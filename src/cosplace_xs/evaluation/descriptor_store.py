@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ import utm
 from torch import nn
 
 from cosplace_xs.config import ModelConfig
-from cosplace_xs.data.names import parse_name
+from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.data.test_set import read_utm
 from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.evaluation.descriptors import extract_descriptors
+
+log = logging.getLogger(__name__)
 
 STORE_FORMAT = "cosplace-xs-descriptors/1"
 STORE_DTYPES = ("float16", "float32")
@@ -92,15 +95,25 @@ def _array_path(path: Path) -> Path:
 
 
 def database_positions(paths: Sequence[Path], folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """UTM (n, 2) and lat/lon (n, 2) from the file names; lat/lon from the UTM zone when the name has none."""
+    """UTM (n, 2) and lat/lon (n, 2) from the file names; lat/lon from the UTM zone when the name has none, and
+    NaN (unknown) where there is no zone or the position is off UTM's grid (local metres such as east 0)."""
     east_north = read_utm(list(paths), "database images", folder)
     latlon = np.full((len(paths), 2), np.nan)
+    off_grid = []
     for row, path in enumerate(paths):
         name = parse_name(path)
         if name.lat is not None and name.lon is not None:
             latlon[row] = name.lat, name.lon
         elif name.utm_zone_number is not None and name.utm_zone_letter:
-            latlon[row] = utm.to_latlon(name.utm_east, name.utm_north, name.utm_zone_number, name.utm_zone_letter)
+            try:
+                latlon[row] = utm.to_latlon(name.utm_east, name.utm_north, name.utm_zone_number,
+                                            name.utm_zone_letter)
+            except utm.error.OutOfRangeError:
+                off_grid.append(path)
+    if off_grid:
+        log.warning("%d of %d database images in %s have a UTM position that does not convert to lat/lon (UTM east "
+                    "100,000-999,999 m, north 0-10,000,000 m), e.g. %s; their lat/lon is unknown and predictions give "
+                    "them in UTM only", len(off_grid), len(paths), display_name(folder), display_name(off_grid[0].name))
     return east_north, latlon
 
 
