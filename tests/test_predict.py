@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from cosplace_xs.cli import predict as predict_command
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.errors import BadImageError, CheckpointError, DatasetLayoutError
 from cosplace_xs.evaluation.descriptor_store import ModelSignature, build_store, weights_digest
-from cosplace_xs.predict import confidence, open_database, predict
+from cosplace_xs.predict import Prediction, confidence, open_database, predict
 
 CPU = torch.device("cpu")
 
@@ -126,3 +127,31 @@ def test_predict_command_writes_table_json_pictures_and_maps(street: Path, tmp_p
     assert f"{lat:.6f}" in maps[0].read_text() and f"{lon:.6f}" in maps[0].read_text()
     true_lat, true_lon = named_result["true_latlon"]
     assert f"{true_lat:.6f}" in maps[1].read_text() and f"{true_lon:.6f}" in maps[1].read_text()
+
+
+def test_a_photo_that_is_itself_in_the_database_is_found_and_warned_about(street: Path, tmp_path: Path,
+                                                                           caplog) -> None:
+    paths = list_images(street / "database")
+    copy = tmp_path / "copy" / paths[3].name  # same name, same bytes
+    link = tmp_path / "link.png"  # another name, the same file
+    same_name = tmp_path / "other" / paths[4].name  # same name, other bytes: another photo
+    copy.parent.mkdir()
+    shutil.copyfile(paths[3], copy)
+    link.symlink_to(paths[5])
+    write_index_image(same_name, 11)
+    model, signature = _index_model(street, {})
+    database = build_store(model, street / "database", paths, signature, 4, CPU, progress=False)
+    found = predict(model, [paths[2], copy, link, same_name], database, k=2, device=CPU, progress=False)
+    assert [p.in_database for p in found] == [paths[2], paths[3], paths[5], None]
+    assert found[0].to_dict()["in_database"] == str(paths[2]) and found[3].to_dict()["in_database"] is None
+    assert (f"photo {copy.name} is itself in the database (as {paths[3]}): its match at distance 0 says nothing of "
+            "the model") in caplog.text
+
+
+def test_picture_titles_give_utm_always_and_say_when_latlon_is_unknown() -> None:
+    off_grid = Prediction(Path("/photos/q.jpg"), (0.0, 4182000.0), None, 1.0, ())
+    assert predict_command.picture_title(off_grid) == "q.jpg: UTM 0.0 E, 4182000.0 N, lat/lon unknown"
+    itself = Prediction(Path("/photos/q.jpg"), (551000.25, 4182000.0), (37.78752, -122.41454), 1.0, (),
+                        in_database=Path("/db/q.jpg"))
+    assert predict_command.picture_title(itself) == ("q.jpg: UTM 551000.2 E, 4182000.0 N, lat/lon 37.787520, "
+                                                     "-122.414540 - this photo is itself in the database")

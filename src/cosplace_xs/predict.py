@@ -6,6 +6,7 @@ Any JPEG or PNG of any size is a valid query. A photo whose file name is in the 
 
 from __future__ import annotations
 
+import filecmp
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from torch import nn
 
 from cosplace_xs.config import RunConfig
 from cosplace_xs.data.layout import list_images
-from cosplace_xs.data.names import parse_name
+from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.errors import BadFileNameError
 from cosplace_xs.evaluation.descriptor_store import DescriptorStore, ModelSignature, build_store, load_store
 from cosplace_xs.evaluation.descriptors import extract_descriptors
@@ -53,10 +54,12 @@ class Prediction:
     true_utm: tuple[float, float] | None = None
     true_latlon: tuple[float, float] | None = None
     error_m: float | None = None
+    in_database: Path | None = None  # the database file that is this very photo: its match says nothing
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["query"] = str(self.query)
+        data["in_database"] = None if self.in_database is None else str(self.in_database)
         for match in data["matches"]:
             match["path"] = str(match["path"])
         return data
@@ -92,8 +95,31 @@ def _latlon(row: np.ndarray) -> tuple[float, float] | None:
     return None if np.isnan(row).any() else (float(row[0]), float(row[1]))
 
 
+def _same_file(photo: Path, candidate: Path) -> bool:
+    try:
+        return filecmp.cmp(photo, candidate, shallow=False)
+    except OSError:  # a store's image moved or deleted since: not comparable, so not the same
+        return False
+
+
+def find_in_database(photos: Sequence[Path], database: DescriptorStore) -> list[Path | None]:
+    """Per photo, the database file that is that very photo (the same file once links are resolved, or the same
+    name and the same bytes), else None: retrieving it finds the photo itself, at distance 0."""
+    resolved = {path.resolve(): path for path in database.paths}
+    by_name: dict[str, list[Path]] = {}
+    for path in database.paths:
+        by_name.setdefault(path.name, []).append(path)
+    found = []
+    for photo in photos:
+        same = resolved.get(Path(photo).resolve())
+        if same is None:
+            same = next((path for path in by_name.get(photo.name, []) if _same_file(photo, path)), None)
+        found.append(same)
+    return found
+
+
 def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database: DescriptorStore, scale: float,
-                radius: float) -> Prediction:
+                radius: float, in_database: Path | None) -> Prediction:
     truth = true_position(query)
     positions = database.utm[indices]
     errors = [None] * len(indices) if truth is None else np.hypot(*(positions - np.array(truth[0])).T).tolist()
@@ -103,7 +129,8 @@ def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database:
         for rank, (d, index) in enumerate(zip(squared, indices, strict=True)))
     best = matches[0]
     return Prediction(query, best.utm, best.latlon, confidence(squared, positions, scale, radius), matches,
-                      None if truth is None else truth[0], None if truth is None else truth[1], best.error_m)
+                      None if truth is None else truth[0], None if truth is None else truth[1], best.error_m,
+                      in_database)
 
 
 def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorStore, k: int,
@@ -117,7 +144,12 @@ def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorS
     queries = extract_descriptors(model, image_paths, database.signature.image_size, batch_size, device, precision,
                                   num_workers, desc="photos", progress=progress)
     squared, indices = knn(database.descriptors, queries, k)
-    return [_prediction(Path(query), squared[row], indices[row], database, cosface_scale, radius)
+    in_database = find_in_database([Path(p) for p in image_paths], database)
+    for photo, same in zip(image_paths, in_database, strict=True):
+        if same is not None:
+            log.warning("photo %s is itself in the database (as %s): its match at distance 0 says nothing of the model",
+                        display_name(Path(photo).name), display_name(same))
+    return [_prediction(Path(query), squared[row], indices[row], database, cosface_scale, radius, in_database[row])
             for row, query in enumerate(image_paths)]
 
 

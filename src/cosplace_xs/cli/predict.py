@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cosplace_xs.cli.eval import add_inference_arguments, check_inference_options, eval_image_size
 from cosplace_xs.data.layout import list_images
+from cosplace_xs.data.names import display_name
 from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import BadImageError, ConfigError
 from cosplace_xs.evaluation.model_loading import load_trained_model
@@ -70,11 +71,11 @@ def _short(name: str, width: int = NAME_WIDTH) -> str:
 
 def format_predictions(predictions: list[Prediction]) -> str:
     """One line per photo: predicted lat/lon, confidence, best descriptor distance, error when known."""
-    width = max(len("photo"), *(len(_short(p.query.name)) for p in predictions))
+    width = max(len("photo"), *(len(_short(display_name(p.query.name))) for p in predictions))
     lines = [f"{'photo':<{width}}  {'lat':>10}  {'lon':>11}  {'confidence':>10}  {'distance':>8}  {'error m':>8}"]
     for p in predictions:
         lat, lon = p.latlon if p.latlon is not None else (None, None)
-        lines.append(f"{_short(p.query.name):<{width}}  {_number(lat, 6):>10}  {_number(lon, 6):>11}  "
+        lines.append(f"{_short(display_name(p.query.name)):<{width}}  {_number(lat, 6):>10}  {_number(lon, 6):>11}  "
                      f"{p.confidence:>10.2f}  {p.matches[0].descriptor_distance:>8.3f}  {_number(p.error_m, 1):>8}")
     return "\n".join(lines)
 
@@ -86,7 +87,28 @@ def _map(prediction: Prediction, path: Path) -> Path | None:
               + ("" if m.error_m is None else f", {m.error_m:.0f} m from the true position")
               for m in prediction.matches]
     return save_result_map(path, prediction.latlon, [m.latlon for m in prediction.matches], labels,
-                           prediction.true_latlon, title=prediction.query.name)
+                           prediction.true_latlon, title=display_name(prediction.query.name))
+
+
+def picture_title(prediction: Prediction) -> str:
+    """The photo's name and where it was predicted: lat/lon when known, UTM always."""
+    east, north = prediction.utm
+    latlon = "lat/lon unknown" if prediction.latlon is None else \
+        f"lat/lon {prediction.latlon[0]:.6f}, {prediction.latlon[1]:.6f}"
+    itself = "" if prediction.in_database is None else " - this photo is itself in the database"
+    return f"{display_name(prediction.query.name)}: UTM {east:.1f} E, {north:.1f} N, {latlon}{itself}"
+
+
+def warnings(predictions: list[Prediction], mapped: bool) -> list[str]:
+    """Lines for the photos whose match is the photo itself, and for those whose lat/lon is unknown."""
+    lines = [f"warning: photo {display_name(p.query.name)} is itself in the database (as {display_name(p.in_database)}"
+             "): its match at distance 0 says nothing of the model" for p in predictions if p.in_database is not None]
+    unknown = sum(p.latlon is None for p in predictions)
+    if unknown:
+        photos = f"{unknown} photo{'' if unknown == 1 else 's'}{', so no map' if mapped else ''}"
+        lines.append(f"lat/lon unknown for {photos}: the name of the best match gives no lat/lon, nor a UTM zone "
+                     "and position that convert to one; predictions.json gives positions in UTM")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,16 +128,15 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(f"predict-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     print(format_predictions(predictions))
-    unmapped = []
     for index, prediction in enumerate(predictions):
-        stem = f"{index:03d}-{prediction.query.stem[:60]}"
+        stem = f"{index:03d}-{display_name(prediction.query.stem)[:60]}"
         save_retrieval_picture(prediction.query, [m.path for m in prediction.matches],
                                [m.error_m for m in prediction.matches], out / f"{stem}.png",
-                               config.eval.positive_dist_threshold)
-        if args.map and _map(prediction, out / f"{stem}.html") is None:
-            unmapped.append(prediction.query.name)
+                               config.eval.positive_dist_threshold, title=picture_title(prediction))
+        if args.map:
+            _map(prediction, out / f"{stem}.html")
     (out / "predictions.json").write_text(json.dumps([p.to_dict() for p in predictions], indent=2) + "\n")
-    if unmapped:
-        print(f"no map for {len(unmapped)} photos: their database matches carry no lat/lon or UTM zone")
+    for line in warnings(predictions, args.map):
+        print(line)
     print(f"predictions.json, pictures{' and maps' if args.map else ''} in {out}")
     return 0
