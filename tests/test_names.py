@@ -165,3 +165,8 @@ def test_format_name_writes_plain_decimals_that_parse_back() -> None:
     assert name == "@0000000.50@0000001.00@10@S@@@@@0.00001@@@1234567@@@.jpg"
     assert parse_name(name) == image
 
+
+
+def test_a_name_missing_its_north_names_the_zone_field_it_shifted_into() -> None:
+    with pytest.raises(BadFileNameError, match="field 'utm_zone_number' is 'S', not a number"):
+        parse_name("@203.0@10@S@@@@@0@@@@@@.jpg", require_heading=True)

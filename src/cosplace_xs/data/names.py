@@ -148,12 +148,13 @@ def parse_name(path: str | Path, require_heading: bool = False) -> ImageName:
             "(UTM east and north are required)"
         )
     values = dict(zip(FIELD_NAMES, raw, strict=True))
+    zone = _zone(values["utm_zone_number"], name)
     heading = _number(values["heading"], "heading", name, required=require_heading)
     return ImageName(
         prefix=values["prefix"],
         utm_east=_number(values["utm_east"], "utm_east", name, required=True),
         utm_north=_number(values["utm_north"], "utm_north", name, required=True),
-        utm_zone_number=_zone(values["utm_zone_number"], name),
+        utm_zone_number=zone,
         utm_zone_letter=_band(values["utm_zone_letter"], name),
         lat=_number(values["lat"], "lat", name),
         lon=_number(values["lon"], "lon", name),
