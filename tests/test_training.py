@@ -13,6 +13,7 @@ from cosplace_xs.errors import ConfigError, TrainingDivergedError
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import loop
 from cosplace_xs.training.loop import train
+from cosplace_xs.training.resume import RESUME_CHANGES
 
 TINY = {
     "train.image_size": 32,
@@ -125,3 +126,8 @@ def test_batch_larger_than_a_group_is_a_clear_error(config: RunConfig, tmp_path:
 def test_more_groups_than_exist_is_a_clear_error(config: RunConfig, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="groups-num"):
         train(config.replace({"split.groups_num": 10_000}), tmp_path, progress=False)
+
+
+def test_every_option_a_resume_may_change_is_an_option_of_a_run() -> None:
+    options = {f"{group}.{key}" for group, values in RunConfig().to_dict().items() for key in values}
+    assert sorted(set(RESUME_CHANGES) - options) == []

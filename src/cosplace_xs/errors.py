@@ -21,6 +21,10 @@ class ConfigError(CosplaceError):
     """An option or configuration value is out of its allowed range."""
 
 
+class RunFolderError(CosplaceError):
+    """A run or output folder is in use by another process, not writable, or cannot continue as asked."""
+
+
 class CheckpointError(CosplaceError):
     """A checkpoint is missing, corrupted, unsafe or does not match the model options."""
 

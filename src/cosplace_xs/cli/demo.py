@@ -18,7 +18,7 @@ from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.model.network import build_model
 from cosplace_xs.synthetic.city import city_preset, generate_city
 from cosplace_xs.training.loop import train
-from cosplace_xs.training.run_files import CURVES, new_run_dir
+from cosplace_xs.training.run_files import CURVES, discard_unused_run_dir, new_run_dir
 
 # From random weights on 2 CPU cores: small images and every layer trained (frozen random layers learn nothing)
 DEMO_OPTIONS = {
@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     before = _recalls(build_model(config.model), test_sets, config, not args.no_progress)
     run_dir = new_run_dir(args.runs_root, config)
     print(f"training ResNet-18 from random weights in {run_dir} ...")
-    train(config, run_dir, progress=not args.no_progress)
+    try:
+        train(config, run_dir, progress=not args.no_progress)
+    except BaseException:
+        discard_unused_run_dir(run_dir)  # a start refused before its first file leaves no empty folder
+        raise
     model, _ = load_trained_model(run_dir / "best.pt", resolve_device(config.train.device))
     after = _recalls(model, test_sets, config, not args.no_progress)
 

@@ -30,6 +30,7 @@ from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.evaluation.recall import first_hit_ranks
 from cosplace_xs.evaluation.retrieval import APPROXIMATE_KINDS, ApproximateSearch
 from cosplace_xs.training.checkpoint import resolve_checkpoint
+from cosplace_xs.training.run_files import require_writable
 from cosplace_xs.visualize.predictions import save_eval_pictures
 
 
@@ -166,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     checkpoint = resolve_checkpoint(args.checkpoint)
+    out = args.out or checkpoint.parent
+    # before any descriptor is extracted: a folder the results cannot go to would waste the whole evaluation
+    require_writable(out, "--out" if args.out else "--out (default: the checkpoint's folder)")
     model, config = load_trained_model(checkpoint, device, args.compile)
     eval_config = EvalConfig(args.positive_dist_threshold, tuple(args.recall_values), eval_image_size(args, config),
                              args.batch_size, args.num_workers)
@@ -174,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
     test_sets = [load_test_set(path, eval_config.positive_dist_threshold) for path in args.test_sets]
     signature = (ModelSignature.of(model, config.model, eval_config.image_size)
                  if args.descriptors is not None or args.save_descriptors is not None else None)
-    out = args.out or checkpoint.parent
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []
     for path, test_set in zip(args.test_sets, test_sets, strict=True):

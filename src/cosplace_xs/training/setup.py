@@ -18,12 +18,19 @@ from cosplace_xs.data.split import TrainSplit, build_split
 from cosplace_xs.data.test_set import TestSet, find_positives, load_test_set, require_a_positive
 from cosplace_xs.data.train_set import check_batch_fits
 from cosplace_xs.device import resolve_device, resolve_precision
-from cosplace_xs.errors import BadImageError, CheckpointError, ConfigError, DatasetLayoutError
+from cosplace_xs.errors import BadFileNameError, BadImageError, CheckpointError, ConfigError, DatasetLayoutError
 from cosplace_xs.model.compilation import compile_in_place, require_compiler
 from cosplace_xs.model.network import GeoLocalizationNet, build_model
 from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import DistributedContext, wrap_model
+from cosplace_xs.training.resume import (
+    Progress,
+    absolute_dataset,
+    check_epochs,
+    record_changes,
+    resume_changes,
+)
 from cosplace_xs.training.state import TrainingState, new_state, restore, state_dict
 
 log = logging.getLogger(__name__)
@@ -141,9 +148,20 @@ def _configure_determinism(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def _checked_split(train_dir: Path, config: RunConfig, images: list[Path]) -> TrainSplit:
+    split = build_split(train_dir, config.split, images=images)
+    split.check_groups_num(config.split.groups_num)
+    check_batch_fits(split, config.split.groups_num, config.train.batch_size)
+    return split
+
+
 def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: DistributedContext,
                 device_name: str, progress: bool = True) -> RunSetup:
-    """Check data and options, build the split, model and state; restore the last checkpoint on resume."""
+    """Check data and options, build the split, model and state; restore the last checkpoint on resume.
+
+    The checks that need no image decoded (split, batch size, weights) come first, so a refused option fails in
+    seconds, before the images are scanned."""
+    config = absolute_dataset(config)
     if resume and not any((run_dir / name).exists() for name in (ckpt.LAST, ckpt.PREVIOUS)):
         # stopped before its first checkpoint: nothing to continue, nothing lost by starting again
         log.warning("%s: no checkpoint yet (the run stopped before its first one); training it from the beginning",
@@ -156,6 +174,14 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     _configure_determinism(device)
     train_dir = require_train_dir(discover_dataset(config.train.dataset))
     images = list_images(train_dir, "training images")
+    # removing unusable images can only empty groups, so a split of all images that fails its checks fails anyway
+    try:
+        split: TrainSplit | None = _checked_split(train_dir, config, images)
+    except BadFileNameError:  # the scan below lists every bad name, with the other unusable files, at once
+        split = None
+    torch.manual_seed(config.train.seed)  # torchvision and CosFace initialise weights from the global RNG
+    model = build_model(config.model if not resume else dataclasses.replace(config.model, pretrained="none"))
+    classifier_rng = torch.get_rng_state()  # the scans below must not change the classifiers' initial weights
     val_set = _load_val_set(config) if context.is_main else None
     # every image is checked before the first batch, so a broken one cannot stop the run at epoch 7
     scans = [("training images", len(images), scan_images(images, require_heading=True, progress=progress,
@@ -168,23 +194,21 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     if skipped:
         images = [path for path in images if path not in skipped]
         val_set = _val_set_without(val_set, skipped) if val_set is not None else None
+    if skipped or split is None:
+        split = _checked_split(train_dir, config, images)
     if val_set is not None:
         require_a_positive(val_set, "or train with --no-validate")
-    split = build_split(train_dir, config.split, images=images)
-    split.check_groups_num(config.split.groups_num)
-    check_batch_fits(split, config.split.groups_num, config.train.batch_size)
     _warn_single_class_groups(split, config.split.groups_num)
     log.info("split:\n%s", split.summary())
     eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
 
-    torch.manual_seed(config.train.seed)  # torchvision and CosFace initialise weights from the global RNG
-    model = build_model(config.model if not resume else dataclasses.replace(config.model, pretrained="none"))
     model = model.to(device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.train.compile:
         compile_in_place(model, device)
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
+    torch.set_rng_state(classifier_rng)
     state = new_state(model, classes, config, device)
     share = context.batch_slice(config.train.batch_size)
     _check_batch_norm_input(model, config, share.stop - share.start, device)
@@ -193,7 +217,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     if resume:
         _resume(run)
     if context.is_main:
-        config.save(run_dir / run_files.CONFIG)
+        run_files.save_config(run_dir, config)
     return run
 
 
@@ -207,5 +231,27 @@ def _resume(run: RunSetup) -> None:
             raise
         log.warning("%s; resuming from the previous checkpoint %s instead", error, previous)
         checkpoint, source = ckpt.read_checkpoint(previous), previous
+    changed = resume_changes(RunConfig.from_dict(checkpoint["config"], str(source)), run.config, str(source))
     restore(run.state, checkpoint, run.split_key, source)
-    log.info("resumed %s at epoch %d, iteration %d", source, run.state.epoch + 1, run.state.iteration)
+    state = run.state
+    check_epochs(Progress(source, state.epoch, state.iteration, state.best_r1), run.config.train.epochs,
+                 str(run.run_dir))
+    _apply_learning_rates(run, changed)
+    if run.context.is_main:
+        record_changes(run.run_dir, changed, state.epoch, state.iteration)
+    if state.epoch >= run.config.train.epochs:
+        log.info("%s: the run is complete (%d epochs, best val R@1 %s); nothing to train", source, state.epoch,
+                 state.best_r1)
+    else:
+        log.info("resumed %s at epoch %d, iteration %d", source, state.epoch + 1, state.iteration)
+
+
+def _apply_learning_rates(run: RunSetup, changed: dict[str, tuple[object, object]]) -> None:
+    """Set the learning rates a resume changed in the restored optimizers, which hold the run's old ones."""
+    if "optim.lr" in changed:
+        for group in run.state.model_optimizer.param_groups:
+            group["lr"] = run.config.optim.lr
+    if "optim.classifiers_lr" in changed:
+        for optimizer in run.state.classifier_optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = run.config.optim.classifiers_lr
