@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from cosplace_xs.data.images import image_problem
 from cosplace_xs.data.layout import QUERY_FOLDER_NAMES
-from cosplace_xs.data.names import IMAGE_EXTENSIONS, parse_name
+from cosplace_xs.data.names import IMAGE_EXTENSIONS, display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, DatasetLayoutError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class ScanReport:
                 continue
             lines.append(f"{severity.upper()} {title} ({len(problems)}):")
             shown = problems if limit is None else problems[:limit]
-            lines += [f"  {path}: {problem}" for path, problem in shown]
+            lines += [f"  {display_name(path)}: {problem}" for path, problem in shown]
             if len(shown) < len(problems):
                 lines.append(f"  ... and {len(problems) - len(shown)} more")
         return "\n".join(lines)
@@ -107,7 +107,7 @@ class ScanReport:
 
 def _without_name(message: str, path: Path) -> str:
     """Drop the leading `path: ` or `name: ` of an error message: the report prints the path itself."""
-    return message.removeprefix(f"{path}: ").removeprefix(f"{path.name}: ")
+    return message.removeprefix(f"{path}: ").removeprefix(f"{path.name}: ").removeprefix(f"{display_name(path.name)}: ")
 
 
 def _read_problem(path: Path) -> tuple[str, str] | None:
