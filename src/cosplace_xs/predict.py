@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import filecmp
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -105,13 +106,17 @@ def _same_file(photo: Path, candidate: Path) -> bool:
 def find_in_database(photos: Sequence[Path], database: DescriptorStore) -> list[Path | None]:
     """Per photo, the database file that is that very photo (the same file once links are resolved, or the same
     name and the same bytes), else None: retrieving it finds the photo itself, at distance 0."""
-    resolved = {path.resolve(): path for path in database.paths}
+    # each database folder resolved once, on plain strings: resolving every file would cost seconds
+    names = [os.path.split(path) for path in map(str, database.paths)]
+    folders = {folder: os.path.realpath(folder) for folder in {folder for folder, _ in names}}
+    resolved = {os.path.join(folders[folder], name): path
+                for (folder, name), path in zip(names, database.paths, strict=True)}
     by_name: dict[str, list[Path]] = {}
     for path in database.paths:
         by_name.setdefault(path.name, []).append(path)
     found = []
     for photo in photos:
-        same = resolved.get(Path(photo).resolve())
+        same = resolved.get(os.path.realpath(photo))
         if same is None:
             same = next((path for path in by_name.get(photo.name, []) if _same_file(photo, path)), None)
         found.append(same)
