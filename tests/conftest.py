@@ -59,6 +59,7 @@ import io
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import cosplace_xs.evaluation.evaluate as evaluate
@@ -103,6 +104,16 @@ def scaled_loss(factor):
     return lambda real, *args, **kwargs: real(*args, **kwargs) * factor
 
 
+def signalled(signum, times=1):
+    """Send `signum` to this process `times` times (each handled before the next), then go on with the call."""
+    def fault(real, *args, **kwargs):
+        for _ in range(times):
+            os.kill(os.getpid(), signum)
+            time.sleep(0.05)  # the handler runs during the sleep
+        return real(*args, **kwargs)
+    return fault
+
+
 kind, _, n = os.environ.get("COSPLACE_XS_TEST_FAULT", "").partition(":")
 n = int(n or 0)
 if kind == "kill-in-step":  # after the forward pass of the n-th batch, before its backward pass
@@ -114,8 +125,20 @@ elif kind == "kill-at-rename":  # between last.pt -> previous.pt and temp -> las
             lambda src, dst: Path(dst).name == checkpoint.LAST and Path(src).name.startswith(".last.pt."))
 elif kind == "kill-in-validation":  # at the n-th descriptor extraction (database, then queries, per validation)
     on_call(evaluate, "extract_descriptors", n, lambda *args, **kwargs: die())
-elif kind == "disk-full-in-save":  # no space left with half of the n-th checkpoint file written
-    on_call(checkpoint.torch, "save", n, half_written(disk_full))
+elif kind == "disk-full-in-save":  # no space left after 1 MiB of the n-th checkpoint file, under torch.save
+    class FillingDisk(io.FileIO):
+        def write(self, data):
+            if self.tell() + len(data) > 1 << 20:
+                disk_full()
+            return super().write(data)
+
+    on_call(checkpoint.os, "fdopen", n, lambda real, fd, mode: io.BufferedWriter(FillingDisk(fd, mode)),
+            lambda fd, *args, **kwargs: Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(
+                tuple(f".{name}." for name in (checkpoint.LAST, checkpoint.BEST))))  # a checkpoint's temp file
+elif kind in ("sigint-in-step", "sigterm-in-step"):  # during the forward pass of the n-th batch
+    on_call(loop.F, "cross_entropy", n, signalled(getattr(signal, kind.partition("-")[0].upper())))
+elif kind in ("sigint-in-save", "sigint-twice-in-save"):  # Ctrl-C (once or twice) inside the n-th torch.save
+    on_call(checkpoint.torch, "save", n, signalled(signal.SIGINT, times=2 if "twice" in kind else 1))
 elif kind in ("nan-loss", "inf-loss"):
     on_call(loop.F, "cross_entropy", n, scaled_loss(float(kind.removesuffix("-loss"))))
 elif kind:

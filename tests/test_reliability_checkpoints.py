@@ -8,6 +8,7 @@ import pickle
 import re
 import shutil
 import signal
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,7 +153,8 @@ def test_every_command_refuses_a_malicious_checkpoint(command: str, tiny_city: P
 
 def test_a_full_disk_while_checkpointing_keeps_the_checkpoints_and_loses_nothing(
         cosplace_cli, tiny_train_args, reference_run: Path, assert_same_weights, tmp_path: Path) -> None:
-    """No space left with half of epoch 2's mid-epoch last.pt written (the 4th checkpoint file)."""
+    """No space left with 1 MiB of epoch 2's mid-epoch last.pt written (the 4th checkpoint file), the fault raised
+    by the file's own write under torch.save, which reports it as a RuntimeError of its zip writer."""
     run_dir = tmp_path / "run"
     failed = cosplace_cli(*tiny_train_args, "--run-dir", run_dir, fault="disk-full-in-save:4")
     assert failed.returncode not in (0, -signal.SIGKILL), failed.stderr
@@ -167,5 +169,53 @@ def test_a_full_disk_while_checkpointing_keeps_the_checkpoints_and_loses_nothing
 
     assert "Traceback" not in failed.stderr, "a full disk is a user-facing error, not a crash"
     assert failed.returncode == 2
-    assert re.search(rf"^error: {re.escape(str(run_dir / ckpt.LAST))}: .*No space left on device", failed.stderr,
-                     re.MULTILINE), failed.stderr
+    last_path = run_dir / ckpt.LAST
+    assert [line for line in failed.stderr.splitlines() if line.startswith("error: ")] == [
+        f"error: {last_path}: could not write the checkpoint: the disk is full (No space left on device); the "
+        f"previous checkpoint {last_path} is intact. Free space, then continue with: cosplace-xs train --resume "
+        f"{run_dir}"], failed.stderr[-3000:]
+    assert "inline_container" not in failed.stderr
+
+
+def _write_zip_that_is_not_torch(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
+
+
+# case -> (how the file is made, the message after "error: FILE: ")
+NOT_A_CHECKPOINT: dict[str, tuple[Callable[[Path], None], str]] = {
+    "text file": (lambda path: path.write_text("hello world\n"),
+                  "corrupted or truncated checkpoint, or not a checkpoint at all (not a torch file)"),
+    "random bytes": (lambda path: path.write_bytes(bytes(range(256)) * 8),
+                     "corrupted or truncated checkpoint, or not a checkpoint at all (not a torch file)"),
+    "one byte": (lambda path: path.write_bytes(b"\x80"),
+                 "corrupted or truncated checkpoint, or not a checkpoint at all (not a torch file)"),
+    "zip that is not a torch file": (_write_zip_that_is_not_torch,
+                                     "corrupted or truncated checkpoint, or not a checkpoint at all (a zip archive "
+                                     "that is not a torch file)"),
+    "torch file of a plain tensor": (lambda path: torch.save(torch.zeros(3), path),
+                                     "not a cosplace-xs checkpoint (a torch file of a Tensor)"),
+    "torch file of a state dict": (lambda path: torch.save({"weight": torch.zeros(3)}, path),
+                                   f"not a cosplace-xs checkpoint (a torch file of a dict without the "
+                                   f"'{ckpt.FORMAT}' format tag)"),
+    "checkpoint without model and config": (lambda path: torch.save({"format": ckpt.FORMAT, "epoch": 1}, path),
+                                            "holds no config and no model; it is not a model checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_A_CHECKPOINT))
+def test_eval_of_a_file_that_is_not_a_checkpoint_is_a_clear_error(case: str, tiny_city: Path, tmp_path: Path,
+                                                                  capsys) -> None:
+    make, message = NOT_A_CHECKPOINT[case]
+    path = tmp_path / "given" / "model.pt"
+    path.parent.mkdir()
+    make(path)
+    written = path.read_bytes()
+
+    assert main(["eval", str(tiny_city / "test"), "--checkpoint", str(path), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {path}: {message}; {ckpt.WHAT_A_CHECKPOINT_IS}"]
+    assert path.read_bytes() == written, "the file given is left as it was"
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"], "nothing written beside it"

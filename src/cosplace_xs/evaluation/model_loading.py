@@ -11,13 +11,20 @@ from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
-from cosplace_xs.training.checkpoint import WHAT_A_CHECKPOINT_IS, read_checkpoint, resolve_checkpoint
+from cosplace_xs.training.checkpoint import (
+    PREVIOUS,
+    WHAT_A_CHECKPOINT_IS,
+    non_finite_weights,
+    read_checkpoint,
+    resolve_checkpoint,
+)
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device,
                        compiled: bool = False) -> tuple[GeoLocalizationNet, RunConfig]:
     """The model of a checkpoint (a run folder means its best.pt, else last.pt) in eval mode on `device`,
-    and the run's options; weights that do not fit the options are a CheckpointError naming the file.
+    and the run's options; weights that do not fit the options, or that are not finite, are a CheckpointError
+    naming the file.
     `compiled`: torch.compile the model in place (faster batches after a slow first one)."""
     path = resolve_checkpoint(checkpoint)
     state = read_checkpoint(path)
@@ -25,6 +32,12 @@ def load_trained_model(checkpoint: str | Path, device: torch.device,
     if missing:
         raise CheckpointError(f"{path}: holds no {' and no '.join(missing)}; it is not a model checkpoint; "
                               f"{WHAT_A_CHECKPOINT_IS}")
+    bad = non_finite_weights(state, classifiers=False)
+    if bad:  # every descriptor would be NaN, and Recall@N a meaningless 0
+        raise CheckpointError(
+            f"{path}: holds NaN or infinite weights ({len(bad)} tensors, e.g. {', '.join(bad[:3])}); the run that "
+            f"wrote it diverged. Use an earlier checkpoint of the run (e.g. {path.with_name(PREVIOUS)}), or train "
+            "again with a lower --lr or --classifiers-lr")
     try:
         config = RunConfig.from_dict(state["config"], source=f"{path} (its options)")
     except ConfigError as error:

@@ -147,3 +147,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 return path / name
         raise CheckpointError(f"{path}: run folder holds neither {BEST} nor {LAST}")
     return path
+
+
+def non_finite_weights(state: dict[str, Any], classifiers: bool = True) -> list[str]:
+    """The names of the model's (and group classifiers') tensors in a checkpoint state that hold a NaN or an
+    infinity: weights a diverged run left, never written nor evaluated."""
+    tensors = {f"model.{key}": value for key, value in state.get("model", {}).items()}
+    for index, classifier in enumerate(state.get("classifiers", []) if classifiers else []):
+        tensors.update({f"classifier{index}.{key}": value for key, value in classifier.items()})
+    return [name for name, value in tensors.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]

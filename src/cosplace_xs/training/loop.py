@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
@@ -48,20 +54,86 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM at a safe point, after writing last.pt; `--resume` continues it
+    exactly. The shell's exit status for the signal is `128 + signum` (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class _StopRequest:
+    """SIGINT and SIGTERM noted rather than raised, so training stops after the step it is in, with last.pt
+    written. A second signal stops at once, without saving (last.pt stays the previous complete one), except
+    while a checkpoint is being written: that write is never cut short."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.writing_checkpoint = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s received: stopping after the current step and writing %s (send it again to stop at "
+                        "once, without saving)", signal.Signals(signum).name, ckpt.LAST)
+        elif not self.writing_checkpoint:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle the stop signals for the duration (signal handlers can only be set in the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        self.writing_checkpoint = True
+        try:
+            yield
+        finally:
+            self.writing_checkpoint = False
+
+    def agreed(self, run: RunSetup) -> int | None:
+        """The signal to stop on, the same on every process: torchrun forwards a signal to each of them, but
+        they may take it at different steps, so they agree on the highest one at each safe point."""
+        if not run.context.enabled:
+            return self.signum
+        flag = torch.tensor([self.signum or 0], device=run.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) or None
+
+
 def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (or resume) a run in `run_dir`; checkpoints `last.pt` every `checkpoint_every` iterations and
-    at each epoch end, `best.pt` whenever val R@1 improves."""
+    at each epoch end, `best.pt` whenever val R@1 improves. SIGINT or SIGTERM stops it after the current step
+    with last.pt written (TrainingInterrupted)."""
     context, device_name = init_distributed(config.train.device)
     with run_files.RunLogFile(run_dir, enabled=context.is_main):
         progress = progress and context.is_main
         run = prepare_run(config, run_dir, resume, context, device_name, progress)
         writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=run.global_step()) \
             if context.is_main else None
+        stop = _StopRequest()
         try:
-            while run.state.epoch < config.train.epochs:
-                _train_epoch(run, writer, progress)
-                _end_epoch(run, writer, progress)
-                barrier(context)
+            with stop.installed():
+                while run.state.epoch < config.train.epochs:
+                    _train_epoch(run, writer, progress, stop)
+                    _end_epoch(run, writer, progress, stop)
+                    barrier(context)
+                    signum = stop.agreed(run)
+                    if signum is not None and run.state.epoch < config.train.epochs:
+                        raise _interrupted(run, signum)  # the epoch's end wrote last.pt
         finally:
             if writer is not None:
                 writer.close()
@@ -71,11 +143,50 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         return TrainResult(run_dir=run_dir, best_r1=run.state.best_r1, history=run.state.history)
 
 
-def _yield_to_the_model(worker_id: int) -> None:
-    """Start-up of a data-loading worker of a CPU run: the lowest scheduling priority."""
-    # the model's threads hold every core; a worker that preempts one stalls the others at its next barrier,
-    # while a worker at the lowest priority decodes in the cores' idle moments, ahead of time (prefetch)
-    os.nice(19)
+def _interrupted(run: RunSetup, signum: int) -> TrainingInterrupted:
+    state = run.state
+    message = (f"stopped by {signal.Signals(signum).name} at epoch {state.epoch + 1}, iteration {state.iteration}; "
+               f"{run.run_dir / ckpt.LAST} holds every finished step. Continue with: "
+               f"cosplace-xs train --resume {run.run_dir}")
+    log.warning("%s", message)
+    return TrainingInterrupted(message, signum)
+
+
+def _last_good_checkpoint(run: RunSetup) -> str:
+    # every last.pt is checked finite before it is written, so the one on disk is good
+    last = run.run_dir / ckpt.LAST
+    return f"The last good checkpoint is {last}" if last.is_file() else "No checkpoint was written yet"
+
+
+def _require_finite_weights(run: RunSetup, state: dict[str, Any]) -> None:
+    bad = ckpt.non_finite_weights(state)
+    if bad:
+        raise TrainingDivergedError(
+            f"the weights became NaN or infinite by epoch {run.state.epoch + 1}, iteration {run.state.iteration} "
+            f"({len(bad)} tensors, e.g. {', '.join(bad[:3])}); training stopped without checkpointing them. "
+            f"{_last_good_checkpoint(run)}; lower --lr or --classifiers-lr, or use --precision fp32"
+        )
+
+
+def _save_checkpoints(run: RunSetup, stop: _StopRequest, best: bool = False) -> None:
+    """Write last.pt (and best.pt) once every weight is known finite; no signal interrupts the writes."""
+    state = run.checkpoint_state()
+    _require_finite_weights(run, state)  # on every process: they hold the same weights, so they stop together
+    with stop.writing():
+        if best and run.context.is_main:
+            ckpt.write_checkpoint(state, run.run_dir / ckpt.BEST)
+        run.save_last()
+
+
+def _start_worker(yielding: bool, worker_id: int) -> None:
+    """Start-up of a data-loading worker: Ctrl-C at a terminal reaches every process of its group, and the main
+    process stops at its next safe point, so a worker must not die of it first. A CPU run's worker also takes
+    the lowest scheduling priority."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if yielding:
+        # the model's threads hold every core; a worker that preempts one stalls the others at its next barrier,
+        # while a worker at the lowest priority decodes in the cores' idle moments, ahead of time (prefetch)
+        os.nice(19)
 
 
 def _loader(run: RunSetup, group_index: int) -> DataLoader:
@@ -89,7 +200,7 @@ def _loader(run: RunSetup, group_index: int) -> DataLoader:
         batches, batch_size=None, sampler=range(run.state.iteration, train.iterations_per_epoch),
         num_workers=workers, pin_memory=run.device.type == "cuda", prefetch_factor=4 if workers else None,
         # each epoch has its own GroupBatches (group and seeds change), so workers cannot outlive it
-        persistent_workers=False, worker_init_fn=_yield_to_the_model if yielding else None,
+        persistent_workers=False, worker_init_fn=partial(_start_worker, yielding),
     )
 
 
@@ -112,9 +223,7 @@ def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.
     if not math.isfinite(value):
         raise TrainingDivergedError(
             f"the loss became {value} at epoch {state.epoch + 1}, iteration {state.iteration + 1}; training stopped. "
-            + (f"The last good checkpoint is {run.run_dir / ckpt.LAST}" if (run.run_dir / ckpt.LAST).is_file()
-               else "No checkpoint was written yet")
-            + "; lower --lr or --classifiers-lr, or use --precision fp32"
+            f"{_last_good_checkpoint(run)}; lower --lr or --classifiers-lr, or use --precision fp32"
         )
     state.scaler.scale(loss).backward()
     average_gradients(classifier.parameters(), run.context)
@@ -124,7 +233,7 @@ def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.
     return value
 
 
-def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) -> None:
+def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, stop: _StopRequest) -> None:
     state, train = run.state, run.config.train
     group_index = state.epoch % run.config.split.groups_num
     classifier = state.classifiers[group_index]
@@ -148,16 +257,24 @@ def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) ->
             writer.add_scalar("train/loss", loss, run.global_step())
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{state.epoch_images / max(state.epoch_seconds, 1e-9):.1f}")
-        if train.checkpoint_every and state.iteration % train.checkpoint_every == 0 \
-                and state.iteration < train.iterations_per_epoch:
-            run.save_last()
+        due = train.checkpoint_every and state.iteration % train.checkpoint_every == 0 \
+            and state.iteration < train.iterations_per_epoch
+        if due:
+            _save_checkpoints(run, stop)
+        signum = stop.agreed(run)  # the safe point: a step is done, nothing is half-updated
+        if signum is not None:
+            if not due:
+                _save_checkpoints(run, stop)
+            bar.close()
+            raise _interrupted(run, signum)
     bar.close()
     move_classifier(classifier, classifier_optimizer, torch.device("cpu"))
 
 
-def _end_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) -> None:
+def _end_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, stop: _StopRequest) -> None:
     """Validate, record the epoch's metrics, and checkpoint (on the main process only)."""
     state, config = run.state, run.config
+    _require_finite_weights(run, run.checkpoint_state())  # NaN weights would validate to R@1 0 for nothing
     row: dict[str, Any] = {
         "epoch": state.epoch + 1,
         "group": state.epoch % config.split.groups_num,
@@ -183,13 +300,11 @@ def _end_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool) -> N
     state.epoch += 1
     state.iteration = 0
     state.epoch_loss_sum, state.epoch_images, state.epoch_seconds = 0.0, 0, 0.0
-    if writer is None:
-        return
-    for key, value in row.items():
-        if key != "epoch":
-            writer.add_scalar(f"epoch/{key}", value, row["epoch"])
-    run_files.write_metrics_csv(run.run_dir / run_files.METRICS, state.history)
-    plot_curves({run.run_dir.name: state.history}, run.run_dir / run_files.CURVES)
-    if improved or run.val_set is None:
-        ckpt.write_checkpoint(run.checkpoint_state(), run.run_dir / ckpt.BEST)
-    run.save_last()
+    if writer is not None:
+        with stop.writing():
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(f"epoch/{key}", value, row["epoch"])
+            run_files.write_metrics_csv(run.run_dir / run_files.METRICS, state.history)
+            plot_curves({run.run_dir.name: state.history}, run.run_dir / run_files.CURVES)
+    _save_checkpoints(run, stop, best=improved or run.val_set is None)
