@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     config = augment_config_from_args(args)
     augmentation = BatchAugmentation(config, args.image_size)
     for path in args.images:
-        if not path.is_file():
+        if not path.exists():  # a FIFO or device is not a file either: read_image says what it is
             raise BadImageError(f"{path}: no such image file; check the path")
     images = [read_image(path, size=args.image_size) for path in args.images]
     title = (f"{describe(config)} | {args.image_size} px, seed {args.seed} | "

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from cosplace_xs.augment import normalize
 from cosplace_xs.data.images import read_image
 from cosplace_xs.device import autocast, resolve_num_workers
+from cosplace_xs.errors import BadImageError
 
 
 class ImageFiles(Dataset):
@@ -62,6 +63,12 @@ def size_batches(paths: Sequence[Path], batch_size: int) -> list[list[int]]:
     return sorted(batches, key=lambda batch: batch[0])
 
 
+def _unwrapped(error: BadImageError) -> BadImageError:
+    """A decoding worker's error without the worker's traceback, which the DataLoader puts in its message."""
+    raised_as = f"{BadImageError.__module__}.{BadImageError.__qualname__}: "
+    return BadImageError(str(error).rsplit(raised_as, 1)[-1].strip()) if raised_as in str(error) else error
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode (frozen BatchNorm statistics), its previous mode restored afterwards."""
@@ -93,16 +100,19 @@ def extract_descriptors(model: nn.Module, paths: Sequence[Path], image_size: int
     dataset = ImageFiles(paths, image_size)
     bar = tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=not progress, dynamic_ncols=True)
     with eval_mode(model), torch.inference_mode(), bar:
-        for images, indices in _loader(dataset, batch_size, device, resolve_num_workers(num_workers, device)):
-            # channels_last while still uint8: a quarter of the bytes to move, and normalize keeps the layout
-            images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            images = normalize(images)
-            with autocast(device, precision):
-                descriptors = model(images)
-            descriptors = descriptors.float().cpu().numpy()
-            if out is None:
-                out = np.empty((len(dataset), descriptors.shape[1]), dtype=np.float32)
-            out[indices.numpy()] = descriptors
-            bar.update(len(indices))
+        try:
+            for images, indices in _loader(dataset, batch_size, device, resolve_num_workers(num_workers, device)):
+                # channels_last while still uint8: a quarter of the bytes to move, and normalize keeps the layout
+                images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                images = normalize(images)
+                with autocast(device, precision):
+                    descriptors = model(images)
+                descriptors = descriptors.float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(dataset), descriptors.shape[1]), dtype=np.float32)
+                out[indices.numpy()] = descriptors
+                bar.update(len(indices))
+        except BadImageError as error:  # only image decoding raises it
+            raise _unwrapped(error) from None
     assert out is not None
     return out
