@@ -1,4 +1,4 @@
-"""Dataset folders: image listing (sorted, any depth, symlink loops), test sets and dataset roots."""
+"""Dataset folders: image listing (sorted, any depth, links and special files), test sets and dataset roots."""
 
 from __future__ import annotations
 
@@ -47,20 +47,41 @@ def test_folder_without_images_is_an_error_naming_it(tmp_path: Path) -> None:
         list_images(tmp_path / "only_text", "queries")
 
 
-def test_a_symlink_loop_ends_and_lists_each_image_once(tmp_path: Path, caplog) -> None:
+def test_a_link_back_to_an_ancestor_is_refused_naming_the_link_and_its_target(tmp_path: Path) -> None:
     _touch(tmp_path / "a" / "x.jpg", tmp_path / "b" / "y.jpg")
-    os.symlink(tmp_path, tmp_path / "a" / "loop")  # points back to an ancestor
-    with caplog.at_level(logging.WARNING):
-        images = list_images(tmp_path)
-    assert images == [tmp_path / "a" / "x.jpg", tmp_path / "b" / "y.jpg"]
-    assert "symlink loop" in caplog.text
+    os.symlink(tmp_path, tmp_path / "a" / "loop")  # points back to an ancestor: its images would be read twice
+    with pytest.raises(DatasetLayoutError) as refused:
+        list_images(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path}: 1 symbolic link(s) refused while reading the images:\n  {tmp_path / 'a' / 'loop'}: symbolic "
+        f"link to the folder {tmp_path}, inside it, whose images are read anyway; only links to single files inside "
+        f"{tmp_path} are followed: copy or move the images into the folder, or remove the link")
 
 
-def test_a_symlinked_folder_is_followed(tmp_path: Path) -> None:
-    _touch(tmp_path / "elsewhere" / "x.jpg")
-    (tmp_path / "train").mkdir()
+def test_a_linked_folder_outside_is_refused(tmp_path: Path) -> None:
+    _touch(tmp_path / "elsewhere" / "x.jpg", tmp_path / "train" / "y.jpg")
     os.symlink(tmp_path / "elsewhere", tmp_path / "train" / "part")
-    assert list_images(tmp_path / "train") == [tmp_path / "train" / "part" / "x.jpg"]
+    with pytest.raises(DatasetLayoutError, match=f"  {tmp_path / 'train' / 'part'}: symbolic link to the folder "
+                                                 f"{tmp_path / 'elsewhere'}, outside it;"):
+        list_images(tmp_path / "train")
+
+
+def test_a_linked_file_is_listed_inside_the_folder_and_refused_outside(tmp_path: Path) -> None:
+    _touch(tmp_path / "train" / "a" / "x.jpg", tmp_path / "test" / "q.jpg")
+    os.symlink(tmp_path / "train" / "a" / "x.jpg", tmp_path / "train" / "y.jpg")
+    assert list_images(tmp_path / "train") == [tmp_path / "train" / "a" / "x.jpg", tmp_path / "train" / "y.jpg"]
+    os.symlink(tmp_path / "test" / "q.jpg", tmp_path / "train" / "q.jpg")
+    with pytest.raises(DatasetLayoutError, match=f"  {tmp_path / 'train' / 'q.jpg'}: symbolic link to "
+                                                 f"{tmp_path / 'test' / 'q.jpg'}, outside {tmp_path / 'train'} "):
+        list_images(tmp_path / "train")
+
+
+def test_a_fifo_named_as_an_image_is_skipped_with_a_warning_naming_it(tmp_path: Path, caplog) -> None:
+    _touch(tmp_path / "x.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with caplog.at_level(logging.WARNING):
+        assert list_images(tmp_path) == [tmp_path / "x.jpg"]
+    assert f"{tmp_path / 'pipe.jpg'}: a FIFO (named pipe), not an image file; skipped" in caplog.text
 
 
 def test_find_test_set_from_the_set_folder_or_a_dataset_root(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cosplace_xs.cli import check_dataset
+from cosplace_xs.data import images
 from cosplace_xs.data.scan import scan_folder, scan_images
 from cosplace_xs.errors import DatasetLayoutError
 
@@ -57,7 +58,7 @@ def test_every_kind_of_problem_is_reported_at_once(clean: Path, make_image, imag
     make_image(train / image_name(0.0, 0.0))  # a training image without heading
     make_image(train / image_name(10.0, 0.0, 90.0))  # same name as one in train/a/
     (train / "not_jpeg.jpg").write_text("GIF? no, text")  # also a bad name; both are reported
-    os.symlink(clean / "train", train / "loop")  # a symlink loop back to train/
+    os.symlink(clean / "train", train / "loop")  # a link back to train/: refused
     os.symlink(train / "gone.jpg", train / image_name(90.0, 0.0, 0.0))  # broken link
     (clean / "test" / "queries").rename(clean / "test" / "elsewhere")  # test/ without queries/
 
@@ -82,18 +83,21 @@ def test_every_kind_of_problem_is_reported_at_once(clean: Path, make_image, imag
     assert _problems(report.non_images) == {"readme.txt": "not an image (.txt); ignored"}
     first = clean / "train" / "a" / image_name(10.0, 0.0, 90.0)
     assert report.duplicate_names == [(train / first.name, f"same file name, so the same metadata, as {first}")]
-    assert [path for path, _ in report.symlink_loops] == [train / "loop"]
+    assert report.refused_links == [(train / "loop", f"symbolic link to the folder {clean / 'train'}, inside it, whose "
+                                     f"images are read anyway; only links to single files inside {clean} are "
+                                     "followed: copy or move the images into the folder, or remove the link")]
     assert report.layout == [(clean / "test", "has database/ but no queries/ folder; a test set needs both")]
     assert report.bad_paths() == {train / name for name in (
         "IMG_0001.jpg", "@551000.0@north@10@S@@@@@0@@@@@@.jpg", "@551000.0@4182000.0@10@S@@@@@400@@@@@@.jpg",
         image_name(0.0, 0.0), "not_jpeg.jpg", image_name(60.0, 0.0, 0.0), image_name(70.0, 0.0, 0.0),
         image_name(90.0, 0.0, 0.0))}
-    assert report.counts() == {"bad_names": 5, "unreadable": 1, "undecodable": 3, "layout": 1, "non_images": 1,
-                               "duplicate_names": 1, "symlink_loops": 1, "wrong_extensions": 1}
+    assert report.counts() == {"bad_names": 5, "unreadable": 1, "undecodable": 3, "damaged": 0, "too_large": 0,
+                               "refused_links": 1, "layout": 1, "non_images": 1, "special_files": 0,
+                               "duplicate_names": 1, "wrong_extensions": 1}
 
     assert _check_dataset(str(clean), "--limit", "2") == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"checked {report.scanned} images: 10 errors, 3 warnings, 1 notes\n")
+    assert out.startswith(f"checked {report.scanned} images: 11 errors, 2 warnings, 1 notes\n")
     assert "ERROR bad file name (5):" in out and "  ... and 3 more" in out
     assert f"  {train / image_name(70.0, 0.0, 0.0)}: empty file (0 bytes)" in out
     assert "NOTE extension does not match the format (1):" in out
@@ -150,14 +154,13 @@ def test_an_unreadable_file_is_reported(tmp_path: Path, make_image, image_name) 
 def test_a_permission_error_is_reported_as_unreadable(tmp_path: Path, make_image, image_name, monkeypatch) -> None:
     """The same branch as above, reached under root too by making the file's opening fail."""
     path = make_image(tmp_path / image_name(1.0, 2.0, 3.0))
-    real_open = Path.open
 
-    def refuse(self: Path, *args, **kwargs):
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def refuse(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", refuse)
+    monkeypatch.setattr(images, "open", refuse, raising=False)  # the name `open` as the image reader sees it
     report = scan_images([path], progress=False)
     assert report.unreadable == [(path, "permission denied; make it readable (chmod a+r) or remove it")]
     assert report.bad_paths() == {path} and report.undecodable == []

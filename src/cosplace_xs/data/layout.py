@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cosplace_xs.data.images import special_file_kind
 from cosplace_xs.data.names import IMAGE_EXTENSIONS
 from cosplace_xs.errors import DatasetLayoutError
 
@@ -34,42 +35,118 @@ class DatasetPaths:
     test: TestSetPaths | None
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
-    """All files under `folder`, following symlinked folders once each (so a symlink loop ends)."""
-    files: list[Path] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            log.warning("%s: folder already visited through another path (symlink loop?); skipped", dirpath)
-            dirnames[:] = []
-            continue
-        seen.add(real)
+Problem = tuple[Path, str]
+
+
+@dataclass
+class Listing:
+    """What a folder holds, as every command reads it: images, other files, and what was refused or skipped."""
+
+    images: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)  # files with another extension
+    folders: list[Path] = field(default_factory=list)
+    refused_links: list[Problem] = field(default_factory=list)  # (link, why)
+    special_files: list[Problem] = field(default_factory=list)  # FIFOs, sockets, devices named as images
+    unreadable: list[Problem] = field(default_factory=list)  # folders that cannot be listed
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _link_problem(link: Path, folder: Path, real_folder: str) -> str | None:
+    """Why a symbolic link met while reading `folder` is refused, or None: only links to files inside it are
+    followed, as a link to anywhere else could make test images training images (and a folder link inside it
+    would list its images twice)."""
+    target = os.path.realpath(link)
+    if not os.path.lexists(target) or not os.path.exists(link):
+        return None  # a broken link: reported as an unreadable image, not as a leak
+    if os.path.isdir(link):
+        where = "inside it, whose images are read anyway" if _is_within(target, real_folder) else "outside it"
+        return (f"symbolic link to the folder {target}, {where}; only links to single files inside {folder} are "
+                "followed: copy or move the images into the folder, or remove the link")
+    if not _is_within(target, real_folder):
+        return (f"symbolic link to {target}, outside {folder} (it could leak another set's images into this "
+                "one); copy the file in or remove the link")
+    return None
+
+
+def walk_folder(folder: str | Path) -> Listing:
+    """Every image and other file under `folder`, sorted by path: the one listing every command reads.
+
+    Symbolic links are refused unless they lead to a file inside `folder`; FIFOs, sockets and devices named as
+    images are skipped (reading one would wait forever)."""
+    folder = Path(folder)
+    real_folder = os.path.realpath(folder)
+    listing = Listing()
+
+    def unreadable(error: OSError) -> None:
+        listing.unreadable.append((Path(error.filename), f"folder cannot be read ({error.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
+        directory = Path(dirpath)
+        listing.folders.append(directory)
         dirnames.sort()
-        files.extend(Path(dirpath) / f for f in filenames)
-    images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
-    others = [f for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS]
-    return sorted(images, key=lambda p: p.as_posix()), sorted(others)
+        for name in [name for name in dirnames if (directory / name).is_symlink()]:
+            dirnames.remove(name)  # os.walk does not enter it; the link is refused below
+            listing.refused_links.append((directory / name, _link_problem(directory / name, folder, real_folder)
+                                          or "symbolic link to a folder; not followed"))
+        for name in filenames:
+            path = directory / name
+            problem = _link_problem(path, folder, real_folder) if path.is_symlink() else None
+            if problem is not None:
+                listing.refused_links.append((path, problem))
+            elif path.suffix.lower() not in IMAGE_EXTENSIONS:
+                listing.others.append(path)
+            elif (kind := _special_kind(path)) is not None:
+                listing.special_files.append((path, f"{kind}, not an image file; skipped"))
+            else:
+                listing.images.append(path)
+    for paths in (listing.images, listing.others):
+        paths.sort(key=lambda p: p.as_posix())
+    return listing
+
+
+def _special_kind(path: Path) -> str | None:
+    try:
+        return special_file_kind(path.stat().st_mode)
+    except OSError:
+        return None  # missing or broken: its reading reports it
+
+
+def refuse_links(listing: Listing, folder: Path, what: str) -> None:
+    """DatasetLayoutError naming every refused symbolic link of a listing, if there is one."""
+    if listing.refused_links:
+        shown = "\n".join(f"  {link}: {problem}" for link, problem in listing.refused_links)
+        raise DatasetLayoutError(f"{folder}: {len(listing.refused_links)} symbolic link(s) refused while reading "
+                                 f"the {what}:\n{shown}")
 
 
 def list_images(folder: str | Path, what: str = "images") -> list[Path]:
     """The images (.jpg, .jpeg, .png, any depth) under `folder`, sorted by path.
 
-    Raises DatasetLayoutError if the folder is missing or holds no image; warns about other files.
+    Raises DatasetLayoutError if the folder is missing, holds no image or a symbolic link that is refused
+    (see `walk_folder`); warns about other files and skips FIFOs, sockets and devices, naming them.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetLayoutError(f"{folder}: folder of {what} not found; expected a folder of .jpg images")
-    images, others = _walk(folder)
+    listing = walk_folder(folder)
+    refuse_links(listing, folder, what)
+    others = listing.others
     if others:
         shown = ", ".join(p.name for p in others[:5])
         log.warning("%s: ignored %d non-image files (%s%s)", folder, len(others), shown,
                     ", ..." if len(others) > 5 else "")
-    if not images:
+    for path, problem in listing.special_files:
+        log.warning("%s: %s", path, problem)
+    for path, problem in listing.unreadable:
+        log.warning("%s: %s; its images are not listed", path, problem)
+    if not listing.images:
         raise DatasetLayoutError(
             f"{folder}: holds no image ({', '.join(IMAGE_EXTENSIONS)}); expected the {what} of the dataset"
         )
-    return images
+    return listing.images
 
 
 def _queries_dir(folder: Path) -> Path | None:

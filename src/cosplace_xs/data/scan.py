@@ -1,25 +1,33 @@
 """Checking a dataset, or a list of images, for every problem at once, before any training or evaluation.
 
-Errors make a file (or folder) unusable: bad file name, unreadable, undecodable, broken layout.
-Warnings do not stop training: non-image files, the same file name in two folders of one image set,
-symbolic link loops. Notes are harmless: an image whose extension lies about its format.
+Errors make a file (or folder) unusable: bad file name, unreadable, undecodable, damaged (libjpeg warns while
+decoding it), above the pixel limit, a refused symbolic link, broken layout. Warnings do not stop training:
+non-image files, FIFOs and other special files named as images (skipped), the same file name in two folders of one
+image set. Notes are harmless: an image whose extension lies about its format.
+
+A dataset root is checked only in its image-set folders (train/, database/, queries/, at any depth), so the other
+files a dataset folder holds (a contact sheet, a JSON description) are not reported; a folder without any of them
+is checked as a plain folder of images.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
+import warnings
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
-from cosplace_xs.data.images import image_problem
-from cosplace_xs.data.layout import QUERY_FOLDER_NAMES
+from cosplace_xs.data.images import MAX_IMAGE_PIXELS, decode, read_image_file
+from cosplace_xs.data.layout import QUERY_FOLDER_NAMES, walk_folder
 from cosplace_xs.data.names import IMAGE_EXTENSIONS, display_name, parse_name
-from cosplace_xs.errors import BadFileNameError, DatasetLayoutError
+from cosplace_xs.errors import BadFileNameError, BadImageError, DatasetLayoutError
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +42,16 @@ KINDS = {  # ScanReport field -> (title, severity)
     "bad_names": ("bad file name", ERROR),
     "unreadable": ("unreadable", ERROR),
     "undecodable": ("cannot be decoded", ERROR),
+    "damaged": ("damaged image data", ERROR),
+    "too_large": ("above the pixel limit", ERROR),
+    "refused_links": ("symbolic link refused", ERROR),
     "layout": ("folder layout", ERROR),
     "non_images": ("not an image", WARNING),
+    "special_files": ("not a regular file", WARNING),
     "duplicate_names": ("same file name in two folders", WARNING),
-    "symlink_loops": ("symbolic link loop", WARNING),
     "wrong_extensions": ("extension does not match the format", NOTE),
 }
+IMAGE_ERRORS = ("bad_names", "unreadable", "undecodable", "damaged", "too_large")  # kinds that are image files
 
 
 @dataclass
@@ -50,10 +62,13 @@ class ScanReport:
     bad_names: list[Problem] = field(default_factory=list)
     unreadable: list[Problem] = field(default_factory=list)
     undecodable: list[Problem] = field(default_factory=list)
+    damaged: list[Problem] = field(default_factory=list)
+    too_large: list[Problem] = field(default_factory=list)
+    refused_links: list[Problem] = field(default_factory=list)
     layout: list[Problem] = field(default_factory=list)
     non_images: list[Problem] = field(default_factory=list)
+    special_files: list[Problem] = field(default_factory=list)
     duplicate_names: list[Problem] = field(default_factory=list)
-    symlink_loops: list[Problem] = field(default_factory=list)
     wrong_extensions: list[Problem] = field(default_factory=list)
 
     @staticmethod
@@ -81,7 +96,7 @@ class ScanReport:
 
     def bad_paths(self) -> set[Path]:
         """The image files that training or evaluation cannot use."""
-        return {path for kind in ("bad_names", "unreadable", "undecodable") for path, _ in getattr(self, kind)}
+        return {path for kind in IMAGE_ERRORS for path, _ in getattr(self, kind)}
 
     def extend(self, other: ScanReport) -> None:
         self.scanned += other.scanned
@@ -110,11 +125,11 @@ def _without_name(message: str, path: Path) -> str:
     return message.removeprefix(f"{path}: ").removeprefix(f"{path.name}: ").removeprefix(f"{display_name(path.name)}: ")
 
 
-def _read_problem(path: Path) -> tuple[str, str] | None:
+def _read_problem(path: Path, max_pixels: int) -> tuple[str, str] | None:
     """(kind, problem) of one image file, or None if it decodes; `wrong_extensions` for a harmless mismatch."""
     try:
-        with path.open("rb") as file:
-            head = file.read(16)
+        data = read_image_file(path)
+        decode(path, data, max_pixels)
     except PermissionError:
         return "unreadable", "permission denied; make it readable (chmod a+r) or remove it"
     except FileNotFoundError:
@@ -122,12 +137,12 @@ def _read_problem(path: Path) -> tuple[str, str] | None:
             return "unreadable", f"broken symbolic link to {os.readlink(path)}; fix or remove the link"
         return "unreadable", "no such file (removed during the check?)"
     except OSError as error:
-        return "unreadable", f"cannot be read ({error.strerror})"
-    if not head:
-        return "undecodable", "empty file (0 bytes); re-download it or remove it"
-    problem = image_problem(path)
-    if problem is not None:
-        return "undecodable", _without_name(problem, path)
+        return "unreadable", f"cannot be read ({error.strerror or error})"
+    except BadImageError as error:
+        message = _without_name(str(error), path)
+        kind = "too_large" if "above the limit of" in message else "undecodable"
+        return kind, message
+    head = data[:16]
     found = next((name for signature, name in SIGNATURES.items() if head.startswith(signature)), None)
     if found is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         found = "webp"
@@ -135,6 +150,26 @@ def _read_problem(path: Path) -> tuple[str, str] | None:
     if found is not None and found != expected:
         return "wrong_extensions", f"a {found.upper()} file named {path.suffix}; it decodes fine, but rename it"
     return None
+
+
+def _check_file(path: Path, max_pixels: int) -> tuple[str, str] | None:
+    """`_read_problem` of one file, in a worker process whose stderr is captured meanwhile: libjpeg only prints
+    its warnings there ("Corrupt JPEG data: ...", "Premature end of JPEG file") and decodes the damaged data."""
+    with tempfile.TemporaryFile() as capture, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Python's warnings would land in the capture too
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            found = _read_problem(path, max_pixels)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        printed = "; ".join(line.strip() for line in capture.read().decode(errors="replace").splitlines()
+                            if line.strip())
+    if printed and (found is None or found[0] == "wrong_extensions"):
+        return "damaged", f"the decoder warns: {printed}; the file is damaged: re-download or remove it"
+    return found
 
 
 def _duplicate_names(paths: list[Path]) -> list[Problem]:
@@ -149,8 +184,10 @@ def _duplicate_names(paths: list[Path]) -> list[Problem]:
 
 
 def scan_images(paths: Iterable[Path], require_heading: bool = False, progress: bool = True,
-                workers: int | None = None, desc: str = "checking images") -> ScanReport:
-    """Check the names and the decoding of image files (decoding in a thread pool, with a progress bar)."""
+                workers: int | None = None, desc: str = "checking images",
+                max_pixels: int = MAX_IMAGE_PIXELS) -> ScanReport:
+    """Check the names and the decoding of image files (decoding in worker processes, with a progress bar);
+    images above `max_pixels` pixels are unusable."""
     paths = [Path(p) for p in paths]
     report = ScanReport(scanned=len(paths))
     for path in paths:
@@ -159,8 +196,11 @@ def scan_images(paths: Iterable[Path], require_heading: bool = False, progress: 
         except BadFileNameError as error:
             report.bad_names.append((path, _without_name(str(error), path)))
     report.duplicate_names = _duplicate_names(paths)
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        results = pool.map(_read_problem, paths)
+    if not paths:
+        return report
+    workers = min(workers or min(8, os.cpu_count() or 1), len(paths))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(partial(_check_file, max_pixels=max_pixels), paths, chunksize=8)
         for path, found in zip(paths, tqdm(results, total=len(paths), desc=desc, unit="img", disable=not progress),
                                strict=True):
             if found is not None:
@@ -169,41 +209,8 @@ def scan_images(paths: Iterable[Path], require_heading: bool = False, progress: 
     return report
 
 
-@dataclass
-class _Walk:
-    images: list[Path] = field(default_factory=list)
-    others: list[Path] = field(default_factory=list)
-    folders: list[Path] = field(default_factory=list)
-    loops: list[Problem] = field(default_factory=list)
-    unreadable: list[Problem] = field(default_factory=list)
-
-
-def _walk(folder: Path) -> _Walk:
-    """Every file and folder under `folder`, following symlinked folders once each, as `layout` does."""
-    walk, seen = _Walk(), set()
-
-    def unreadable(error: OSError) -> None:
-        walk.unreadable.append((Path(error.filename), f"folder cannot be read ({error.strerror})"))
-
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            walk.loops.append((Path(dirpath), f"leads to {real}, already visited (a link loop or a second link to "
-                                              "one folder); not followed again"))
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        walk.folders.append(Path(dirpath))
-        for name in filenames:
-            path = Path(dirpath) / name
-            (walk.images if path.suffix.lower() in IMAGE_EXTENSIONS else walk.others).append(path)
-    walk.images.sort(key=lambda p: p.as_posix())
-    walk.others.sort(key=lambda p: p.as_posix())
-    return walk
-
-
 def _image_set(path: Path, root: Path) -> Path:
-    """The folder of the image set an image belongs to: its nearest train/database/queries ancestor, or root."""
+    """The folder of the image set a file belongs to: its nearest train/database/queries ancestor, or root."""
     for parent in path.parents:
         if parent.name in SET_FOLDER_NAMES or parent == root:
             return parent
@@ -223,27 +230,36 @@ def _layout_problems(folders: list[Path], sets: dict[Path, list[Path]]) -> list[
     return problems
 
 
-def scan_folder(folder: str | Path, progress: bool = True, workers: int | None = None) -> ScanReport:
+def scan_folder(folder: str | Path, progress: bool = True, workers: int | None = None,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> ScanReport:
     """Check a dataset root (train/, val/, test/, or any nesting of them) or any folder of images.
 
-    Images under a folder named `train` must carry a heading in their names; duplicate names are looked
-    for within each image set (train, each database, each queries folder).
+    In a dataset root only the image-set folders are checked (see the module's docstring). Images under a folder
+    named `train` must carry a heading in their names; duplicate names are looked for within each image set
+    (train, each database, each queries folder).
     """
     folder = Path(folder).absolute()
     if not folder.is_dir():
         raise DatasetLayoutError(f"{folder}: folder not found; give a dataset root or a folder of images")
-    walk = _walk(folder)
+    listing = walk_folder(folder)
+    is_dataset = any(path.name in SET_FOLDER_NAMES for path in listing.folders if path != folder)
+
+    def in_a_set(path: Path) -> bool:
+        return not is_dataset or _image_set(path, folder) != folder
+
     sets: dict[Path, list[Path]] = {}
-    for image in walk.images:
+    for image in filter(in_a_set, listing.images):
         sets.setdefault(_image_set(image, folder), []).append(image)
     report = ScanReport()
     for set_dir, images in sets.items():
         report.extend(scan_images(images, require_heading=set_dir.name == "train", progress=progress,
-                                  workers=workers, desc=f"checking {set_dir}"))
-    report.non_images = [(path, f"not an image ({path.suffix or 'no extension'}); ignored") for path in walk.others]
-    report.symlink_loops = walk.loops
-    report.unreadable.extend(walk.unreadable)
-    report.layout = _layout_problems(walk.folders, sets)
-    if not walk.images:
+                                  workers=workers, desc=f"checking {set_dir}", max_pixels=max_pixels))
+    report.non_images = [(path, f"not an image ({path.suffix or 'no extension'}); ignored")
+                         for path in listing.others if in_a_set(path)]
+    report.special_files = [(path, problem) for path, problem in listing.special_files if in_a_set(path)]
+    report.refused_links = listing.refused_links
+    report.unreadable.extend(listing.unreadable)
+    report.layout = _layout_problems(listing.folders, sets)
+    if not sets:
         report.layout.append((folder, f"holds no image ({', '.join(IMAGE_EXTENSIONS)}) at any depth"))
     return report
