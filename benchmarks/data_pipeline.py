@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,7 +76,7 @@ def training_loader(batches: Dataset, num_batches: int, workers: int, device: to
     yielding = workers > 0 and device.type == "cpu"
     return DataLoader(batches, batch_size=None, sampler=range(num_batches), num_workers=workers,
                       pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None,
-                      persistent_workers=False, worker_init_fn=loop._yield_to_the_model if yielding else None)
+                      persistent_workers=False, worker_init_fn=functools.partial(loop._start_worker, yielding))
 
 
 def pipeline_rate(loader: DataLoader, device: torch.device,
