@@ -6,17 +6,13 @@ import logging
 import math
 import os
 import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
@@ -40,6 +36,7 @@ from cosplace_xs.training.distributed import (
 )
 from cosplace_xs.training.optim import move_classifier
 from cosplace_xs.training.setup import RunSetup, prepare_run
+from cosplace_xs.training.stopping import StopRequest, TrainingInterrupted
 from cosplace_xs.visualize.curves import plot_curves
 
 log = logging.getLogger(__name__)
@@ -54,66 +51,6 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT or SIGTERM at a safe point, after writing last.pt; `--resume` continues it
-    exactly. The shell's exit status for the signal is `128 + signum` (130 for Ctrl-C, 143 for SIGTERM)."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-
-class _StopRequest:
-    """SIGINT and SIGTERM noted rather than raised, so training stops after the step it is in, with last.pt
-    written. A second signal stops at once, without saving (last.pt stays the previous complete one), except
-    while a checkpoint is being written: that write is never cut short."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.writing_checkpoint = False
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is None:
-            self.signum = signum
-            log.warning("%s received: stopping after the current step and writing %s (send it again to stop at "
-                        "once, without saving)", signal.Signals(signum).name, ckpt.LAST)
-        elif not self.writing_checkpoint:
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Handle the stop signals for the duration (signal handlers can only be set in the main thread)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        self.writing_checkpoint = True
-        try:
-            yield
-        finally:
-            self.writing_checkpoint = False
-
-    def agreed(self, run: RunSetup) -> int | None:
-        """The signal to stop on, the same on every process: torchrun forwards a signal to each of them, but
-        they may take it at different steps, so they agree on the highest one at each safe point."""
-        if not run.context.enabled:
-            return self.signum
-        flag = torch.tensor([self.signum or 0], device=run.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return int(flag.item()) or None
-
-
 def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (or resume) a run in `run_dir`; checkpoints `last.pt` every `checkpoint_every` iterations and
     at each epoch end, `best.pt` whenever val R@1 improves. SIGINT or SIGTERM stops it after the current step
@@ -124,14 +61,14 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         run = prepare_run(config, run_dir, resume, context, device_name, progress)
         writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=run.global_step()) \
             if context.is_main else None
-        stop = _StopRequest()
+        stop = StopRequest()
         try:
             with stop.installed():
                 while run.state.epoch < config.train.epochs:
                     _train_epoch(run, writer, progress, stop)
                     _end_epoch(run, writer, progress, stop)
                     barrier(context)
-                    signum = stop.agreed(run)
+                    signum = stop.agreed(run.context, run.device)
                     if signum is not None and run.state.epoch < config.train.epochs:
                         raise _interrupted(run, signum)  # the epoch's end wrote last.pt
         finally:
@@ -168,7 +105,7 @@ def _require_finite_weights(run: RunSetup, state: dict[str, Any]) -> None:
         )
 
 
-def _save_checkpoints(run: RunSetup, stop: _StopRequest, best: bool = False) -> None:
+def _save_checkpoints(run: RunSetup, stop: StopRequest, best: bool = False) -> None:
     """Write last.pt (and best.pt) once every weight is known finite; no signal interrupts the writes."""
     state = run.checkpoint_state()
     _require_finite_weights(run, state)  # on every process: they hold the same weights, so they stop together
@@ -233,7 +170,7 @@ def _train_step(run: RunSetup, augment: BatchAugmentation, classifier: torch.nn.
     return value
 
 
-def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, stop: _StopRequest) -> None:
+def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, stop: StopRequest) -> None:
     state, train = run.state, run.config.train
     group_index = state.epoch % run.config.split.groups_num
     classifier = state.classifiers[group_index]
@@ -261,7 +198,7 @@ def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, st
             and state.iteration < train.iterations_per_epoch
         if due:
             _save_checkpoints(run, stop)
-        signum = stop.agreed(run)  # the safe point: a step is done, nothing is half-updated
+        signum = stop.agreed(run.context, run.device)  # the safe point: a step is done, nothing is half-updated
         if signum is not None:
             if not due:
                 _save_checkpoints(run, stop)
@@ -271,7 +208,7 @@ def _train_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, st
     move_classifier(classifier, classifier_optimizer, torch.device("cpu"))
 
 
-def _end_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, stop: _StopRequest) -> None:
+def _end_epoch(run: RunSetup, writer: SummaryWriter | None, progress: bool, stop: StopRequest) -> None:
     """Validate, record the epoch's metrics, and checkpoint (on the main process only)."""
     state, config = run.state, run.config
     _require_finite_weights(run, run.checkpoint_state())  # NaN weights would validate to R@1 0 for nothing
