@@ -47,6 +47,7 @@ def test_kill_leaves_a_loadable_checkpoint_and_resume_reproduces_the_run(
 
     resumed = cosplace_cli("train", "--resume", run_dir, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(run_dir.glob(".*.tmp")), "a temp file the killed process left is removed"
     if expected is None:
         assert "no checkpoint" in resumed.stderr and "from the beginning" in resumed.stderr
     elif expected[0] == ckpt.PREVIOUS:

@@ -55,12 +55,20 @@ def _write_failed(path: Path, error: OSError, had_previous: bool) -> CheckpointE
                            f"with: cosplace-xs train --resume {path.parent}")
 
 
+def _remove_stale_temp_files(path: Path) -> None:
+    """Temp files of `path` that a process killed while writing it left behind (kill -9, power loss): a run
+    folder has one training process (its lock), so no other write is in progress."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        log.info("removing %s, left by a checkpoint write that never finished", stale)
+        stale.unlink(missing_ok=True)
+
+
 def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = False) -> None:
     """Write `state` to `path` so that a crash at any moment leaves a complete file at `path` or its previous.
 
     With `keep_previous`, the file being replaced is kept as `previous.pt` beside it. A failed write (disk full,
     permissions) is a CheckpointError naming the intact checkpoint; an interrupted one stays a KeyboardInterrupt;
-    the temp file is removed either way.
+    the temp file is removed either way, and a written one also removes those a killed process left.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +84,7 @@ def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = Fa
             os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+        _remove_stale_temp_files(path)
     except BaseException as error:
         tmp.unlink(missing_ok=True)
         fault = _underlying_fault(error)
