@@ -63,7 +63,7 @@ import time
 from pathlib import Path
 
 import cosplace_xs.evaluation.evaluate as evaluate
-import cosplace_xs.training.checkpoint as checkpoint
+import cosplace_xs.checkpoints as checkpoint
 import cosplace_xs.training.loop as loop
 from cosplace_xs.cli import main
 
@@ -185,7 +185,7 @@ def reference_run(cosplace_cli: Callable[..., subprocess.CompletedProcess[str]],
 
 def trained_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The model's and every group classifier's weights in a checkpoint, by name."""
-    from cosplace_xs.training.checkpoint import read_checkpoint
+    from cosplace_xs.checkpoints import read_checkpoint
 
     state = read_checkpoint(checkpoint)
     tensors = {f"model.{key}": value for key, value in state["model"].items()}
@@ -199,7 +199,7 @@ def assert_same_weights() -> Callable[[Path, Path], None]:
     """Check that two run folders ended with exactly the same weights, history and progress."""
 
     def check(run_dir: Path, expected_dir: Path) -> None:
-        from cosplace_xs.training.checkpoint import LAST, read_checkpoint
+        from cosplace_xs.checkpoints import LAST, read_checkpoint
 
         got, expected = trained_tensors(run_dir / LAST), trained_tensors(expected_dir / LAST)
         assert got.keys() == expected.keys()

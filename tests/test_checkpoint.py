@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.errors import CheckpointError
-from cosplace_xs.training import checkpoint as ckpt
 
 
 def test_round_trip_and_format_tag(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from test_evaluate import run_command
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import eval as eval_command
 from cosplace_xs.config import ModelConfig, RunConfig
 from cosplace_xs.data.layout import list_images
@@ -20,7 +21,6 @@ from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.cosface import CosFace
 from cosplace_xs.model.network import build_model
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training.loop import train
 
 CPU = torch.device("cpu")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import DistributedContext
 

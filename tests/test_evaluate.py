@@ -18,6 +18,7 @@ import utm
 from PIL import Image
 from test_descriptors import IndexNet, unit_rows, write_index_image
 
+from cosplace_xs.checkpoints import write_checkpoint
 from cosplace_xs.cli import eval as eval_command
 from cosplace_xs.config import EvalConfig, RunConfig
 from cosplace_xs.data.names import ImageName, format_name
@@ -27,7 +28,6 @@ from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.evaluation.retrieval import ApproximateSearch
 from cosplace_xs.model.network import GeoLocalizationNet
-from cosplace_xs.training.checkpoint import write_checkpoint
 
 CPU = torch.device("cpu")
 E0, N0 = 551_000.0, 4_182_000.0  # San Francisco, UTM zone 10S

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 
 # one epoch of one batch of 2 classes, validated, on the small dataset below

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.errors import CheckpointError
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 
 

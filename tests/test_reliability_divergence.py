@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import TrainingDivergedError
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import loop
 
 

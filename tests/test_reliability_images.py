@@ -16,8 +16,8 @@ from image_files import write_forged_jpeg, write_jpeg_cut_and_closed, write_jpeg
 from PIL import Image
 from test_evaluate import write_tiny_checkpoint
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 
 TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cosplace_xs.training import checkpoint as ckpt
+from cosplace_xs import checkpoints as ckpt
 
 KILLED = -signal.SIGKILL  # the return code of a child process ended by kill -9
 

@@ -14,9 +14,9 @@ import pytest
 from test_descriptors import write_index_image
 from test_evaluate import write_tiny_checkpoint
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.data.names import display_name
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 
 TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",

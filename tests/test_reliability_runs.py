@@ -18,9 +18,9 @@ import yaml
 
 import cosplace_xs.cli.eval as eval_cli
 import cosplace_xs.cli.train as train_cli
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.config import RunConfig
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files, setup
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cosplace_xs.training import checkpoint as ckpt
+from cosplace_xs import checkpoints as ckpt
 
 # case -> (fault, exit code, signal name, the (epoch, iteration) of last.pt, as the message counts them)
 STOPS = {

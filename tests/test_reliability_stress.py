@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 
 TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--epochs", "1",

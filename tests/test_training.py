@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import ConfigError, TrainingDivergedError
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import loop
 from cosplace_xs.training.loop import train
 from cosplace_xs.training.resume import RESUME_CHANGES

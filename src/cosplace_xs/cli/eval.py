@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cosplace_xs.checkpoints import resolve_checkpoint
 from cosplace_xs.config import PRECISIONS, EvalConfig, RunConfig
 from cosplace_xs.data.layout import find_test_set
 from cosplace_xs.data.test_set import TestSet, load_test_set
@@ -29,7 +30,6 @@ from cosplace_xs.evaluation.evaluate import EvalResult, evaluate_model
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.evaluation.recall import first_hit_ranks
 from cosplace_xs.evaluation.retrieval import APPROXIMATE_KINDS, ApproximateSearch
-from cosplace_xs.training.checkpoint import resolve_checkpoint
 from cosplace_xs.training.run_files import require_writable
 from cosplace_xs.visualize.predictions import save_eval_pictures
 

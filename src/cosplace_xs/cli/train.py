@@ -6,10 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli.run_options import add_run_arguments, run_config_from_args
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import ConfigError, DatasetLayoutError
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.loop import TrainingInterrupted, train
 from cosplace_xs.training.resume import DATASET, absolute_dataset, check_epochs, read_progress, resume_changes

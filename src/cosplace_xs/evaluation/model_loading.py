@@ -7,17 +7,17 @@ from pathlib import Path
 
 import torch
 
-from cosplace_xs.config import RunConfig
-from cosplace_xs.errors import CheckpointError, ConfigError
-from cosplace_xs.model.compilation import compile_in_place
-from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
-from cosplace_xs.training.checkpoint import (
+from cosplace_xs.checkpoints import (
     PREVIOUS,
     WHAT_A_CHECKPOINT_IS,
     non_finite_weights,
     read_checkpoint,
     resolve_checkpoint,
 )
+from cosplace_xs.config import RunConfig
+from cosplace_xs.errors import CheckpointError, ConfigError
+from cosplace_xs.model.compilation import compile_in_place
+from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device,

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.config import RunConfig
 from cosplace_xs.data.test_set import TestSet
 from cosplace_xs.device import resolve_device, resolve_precision
@@ -22,7 +23,6 @@ from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.sweep.options import DATASET_OPTION
 from cosplace_xs.sweep.spec import VAL, Metric
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.loop import train
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs import seeding
 from cosplace_xs.augment import BatchAugmentation
 from cosplace_xs.config import RunConfig
@@ -25,7 +26,6 @@ from cosplace_xs.data.train_set import GroupBatches
 from cosplace_xs.device import autocast
 from cosplace_xs.errors import TrainingDivergedError
 from cosplace_xs.evaluation.evaluate import evaluate_model
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import (
     average_gradients,

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import CheckpointError, DatasetLayoutError, RunFolderError
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.config import EvalConfig, RunConfig
 from cosplace_xs.data.layout import discover_dataset, list_images, require_train_dir
 from cosplace_xs.data.scan import ScanReport, scan_images
@@ -21,7 +22,6 @@ from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import BadFileNameError, BadImageError, CheckpointError, ConfigError, DatasetLayoutError
 from cosplace_xs.model.compilation import compile_in_place, require_compiler
 from cosplace_xs.model.network import GeoLocalizationNet, build_model
-from cosplace_xs.training import checkpoint as ckpt
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import DistributedContext, wrap_model
 from cosplace_xs.training.resume import (

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
-from cosplace_xs.training import checkpoint as ckpt
+from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
