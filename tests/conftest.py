@@ -121,7 +121,7 @@ if kind == "kill-in-step":  # after the forward pass of the n-th batch, before i
 elif kind == "kill-in-save":  # with half of the n-th checkpoint file written
     on_call(checkpoint.torch, "save", n, half_written(die))
 elif kind == "kill-at-rename":  # between last.pt -> previous.pt and temp -> last.pt, the n-th time
-    on_call(checkpoint.os, "replace", n, lambda *args, **kwargs: die(),
+    on_call(os, "replace", n, lambda *args, **kwargs: die(),
             lambda src, dst: Path(dst).name == checkpoint.LAST and Path(src).name.startswith(".last.pt."))
 elif kind == "kill-in-validation":  # at the n-th descriptor extraction (database, then queries, per validation)
     on_call(evaluate, "extract_descriptors", n, lambda *args, **kwargs: die())
@@ -132,7 +132,7 @@ elif kind == "disk-full-in-save":  # no space left after 1 MiB of the n-th check
                 disk_full()
             return super().write(data)
 
-    on_call(checkpoint.os, "fdopen", n, lambda real, fd, mode: io.BufferedWriter(FillingDisk(fd, mode)),
+    on_call(os, "fdopen", n, lambda real, fd, mode: io.BufferedWriter(FillingDisk(fd, mode)),
             lambda fd, *args, **kwargs: Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(
                 tuple(f".{name}." for name in (checkpoint.LAST, checkpoint.BEST))))  # a checkpoint's temp file
 elif kind in ("sigint-in-step", "sigterm-in-step"):  # during the forward pass of the n-th batch

@@ -6,13 +6,16 @@ import contextlib
 import errno
 import io
 import os
+import stat
 from pathlib import Path
 
 import pytest
 import torch
 
 from cosplace_xs import checkpoints as ckpt
+from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import CheckpointError
+from cosplace_xs.training import run_files
 
 
 def test_round_trip_and_format_tag(tmp_path: Path) -> None:
@@ -48,13 +51,13 @@ class _FillingDisk(io.FileIO):
 def _fill_the_disk_at(monkeypatch, room: int, fault: BaseException) -> None:
     """The checkpoint's temp file opened as on a filling disk, buffered as os.fdopen buffers it, so the fault
     reaches torch.save's zip writer the way a real one does (it wraps it in its own RuntimeError)."""
-    monkeypatch.setattr(ckpt.os, "fdopen", lambda fd, mode: io.BufferedWriter(_FillingDisk(fd, room, fault)))
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: io.BufferedWriter(_FillingDisk(fd, room, fault)))
 
 
 def test_the_fault_injected_below_is_the_one_torch_save_raises(tmp_path: Path, monkeypatch) -> None:
     """What a full disk looks like from above torch.save: not an OSError but the zip writer's RuntimeError."""
     _fill_the_disk_at(monkeypatch, 4096, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
-    file = ckpt.os.fdopen(os.open(tmp_path / "x.pt", os.O_WRONLY | os.O_CREAT), "wb")
+    file = os.fdopen(os.open(tmp_path / "x.pt", os.O_WRONLY | os.O_CREAT), "wb")
     with pytest.raises(RuntimeError, match=r"enforce fail at inline_container") as raised:
         torch.save({"w": torch.zeros(10_000)}, file)
     with contextlib.suppress(OSError):  # the rest of the buffer does not fit either
@@ -137,3 +140,19 @@ def test_resolve_prefers_best(tmp_path: Path) -> None:
     assert ckpt.resolve_checkpoint(tmp_path) == tmp_path / ckpt.LAST
     ckpt.write_checkpoint({}, tmp_path / ckpt.BEST)
     assert ckpt.resolve_checkpoint(tmp_path) == tmp_path / ckpt.BEST
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_run_files_take_the_users_umask(umask: int, tmp_path: Path) -> None:
+    """config.yaml, last.pt (and the previous.pt it keeps) and best.pt are readable by whom the umask says, e.g.
+    the group sharing a cluster's run folders (0o002), not only by their owner."""
+    previous = os.umask(umask)
+    try:
+        run_files.save_config(tmp_path, RunConfig())
+        ckpt.write_checkpoint({"epoch": 1}, tmp_path / ckpt.LAST, keep_previous=True)
+        ckpt.write_checkpoint({"epoch": 2}, tmp_path / ckpt.LAST, keep_previous=True)
+        ckpt.write_checkpoint({"epoch": 2}, tmp_path / ckpt.BEST)
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["config.yaml", ckpt.LAST, ckpt.PREVIOUS, ckpt.BEST], 0o666 & ~umask)

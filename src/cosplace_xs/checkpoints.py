@@ -1,13 +1,12 @@
-"""Checkpoints: written atomically (temp file, fsync, rename), read safely (weights_only, no pickle code)."""
+"""Checkpoints: written atomically (temp file, fsync, rename: `atomic_files`), read safely (weights_only, no pickle
+code)."""
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import torch
 
+from cosplace_xs.atomic_files import replacing
 from cosplace_xs.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -25,14 +25,6 @@ PREVIOUS = "previous.pt"
 BEST = "best.pt"
 WHAT_A_CHECKPOINT_IS = (f"a checkpoint is the {LAST} or {BEST} that `cosplace-xs train` writes in its run folder; "
                         "pass one of them, or the run folder itself")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _underlying_fault(error: BaseException) -> BaseException | None:
@@ -73,20 +65,10 @@ def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = Fa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     had_previous = path.is_file()
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(handle, "wb") as file:
+        with replacing(path, "wb", keep_as=path.with_name(PREVIOUS) if keep_previous else None) as file:
             torch.save({"format": FORMAT, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        if keep_previous and path.exists():
-            os.replace(path, path.with_name(PREVIOUS))
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        _remove_stale_temp_files(path)
     except BaseException as error:
-        tmp.unlink(missing_ok=True)
         fault = _underlying_fault(error)
         if isinstance(fault, OSError):  # the file at `path` is still the complete old one
             raise _write_failed(path, fault, had_previous) from error
@@ -95,6 +77,7 @@ def write_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = Fa
                         f"the previous checkpoint {path} is intact" if had_previous else "nothing was written")
             raise KeyboardInterrupt from None
         raise
+    _remove_stale_temp_files(path)
 
 
 def _load(path: Path) -> Any:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.sweep.plots import plot_descriptor_sizes, plot_stage_curves
 from cosplace_xs.sweep.runner import SweepPlan, plan_sweep
 from cosplace_xs.sweep.spec import SweepSpec, load_spec
 from cosplace_xs.sweep.state import SPEC_COPY, read_state, stored_start
 from cosplace_xs.sweep.tables import Table, backbone_table, markdown_table, options_text, stage_table
-from cosplace_xs.training.run_files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.sweep.trial import RESULT
-from cosplace_xs.training.run_files import write_text_atomic
 
 STATE = "sweep_state.json"
 SPEC_COPY = "spec.yaml"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cosplace_xs import checkpoints as ckpt
+from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.config import RunConfig
 from cosplace_xs.data.test_set import TestSet
 from cosplace_xs.device import resolve_device, resolve_precision
@@ -86,7 +87,7 @@ def record_failure(folder: Path, error: BaseException) -> str:
     summary = f"{type(error).__name__}: {error}".splitlines()[0]
     folder.mkdir(parents=True, exist_ok=True)
     trace = "".join(traceback.format_exception(error))
-    run_files.write_text_atomic(folder / ERROR, f"{summary}\n\n{trace}")
+    write_text_atomic(folder / ERROR, f"{summary}\n\n{trace}")
     return summary
 
 
@@ -146,5 +147,5 @@ def run_trial(folder: Path, config: RunConfig, test_sets: dict[str, TestSet], re
         "finished": datetime.now().isoformat(timespec="seconds"),
     }
     result["test_seconds"] = sum(figures["seconds"] for figures in result["test"].values())
-    run_files.write_text_atomic(folder / RESULT, json.dumps(result, indent=2) + "\n")
+    write_text_atomic(folder / RESULT, json.dumps(result, indent=2) + "\n")
     return result

@@ -3,20 +3,19 @@ that gives the folder to one training process at a time."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import fcntl
 import io
 import logging
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import RunFolderError
 
@@ -57,24 +56,6 @@ def require_writable(folder: Path, what: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunFolderError(f"{what} {folder}: {existing} is not writable; fix its permissions or choose another "
                              "folder")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace a small text file in one step (temp file beside it, fsync, rename): a crash or kill -9 at any
-    moment leaves the old file or the new one, never half of one."""
-    path = Path(path)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide the file from the folder's other readers
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def save_config(run_dir: Path, config: RunConfig) -> None:
