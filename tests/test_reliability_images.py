@@ -239,8 +239,13 @@ def _fifo(path: Path) -> Path:
 
 def _socket(path: Path) -> Path:
     server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))  # the file stays after the socket is closed
-    server.close()
+    here = Path.cwd()
+    os.chdir(path.parent)  # a socket's path is limited to 107 bytes: bind by its name, from its folder
+    try:
+        server.bind(path.name)  # the file stays after the socket is closed
+    finally:
+        os.chdir(here)
+        server.close()
     return path
 
 

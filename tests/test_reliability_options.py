@@ -65,6 +65,71 @@ OUT_OF_RANGE: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# kind -> (flags, the error printed); each refused by the option schema before any file is read
+BAD_VALUES: dict[str, tuple[tuple[str, ...], str]] = {
+    "an image size that would exhaust memory": (
+        ("--image-size", "100000"), "option --image-size=100000 is out of range: 16 to 4096 pixels"),
+    "a device torch has but we do not run on": (
+        ("--device", "mps"), "option --device=mps is out of range: auto, cpu, cuda or cuda:N"),
+    "the meta device": (("--device", "meta"), "option --device=meta is out of range: auto, cpu, cuda or cuda:N"),
+    "a negative momentum": (("--momentum", "-0.5"), "option --momentum=-0.5 is out of range: [0, 1]"),
+    "a negative seed": (("--seed", "-1"), "option --seed=-1 is out of range: [0, 4294967295]"),
+    "a seed beyond 32 bits": (("--seed", "99999999999"), "option --seed=99999999999 is out of range: [0, 4294967295]"),
+    "an infinite weight decay": (("--weight-decay", "inf"), "option --weight-decay=inf must be a finite number"),
+    "an infinite ASGD lambda": (("--asgd-lambda", "inf"), "option --asgd-lambda=inf must be a finite number"),
+    "a word where a number goes": (("--lr", "fast"), "option --lr=fast is not a number, expected a number"),
+}
+
+# kind -> (the --config file's text, the error printed after "error: FILE: ")
+BAD_CONFIG_FILES: dict[str, tuple[str | bytes, str]] = {
+    "a word where an integer goes, after a YAML 1.1 exponent": (
+        "optim: {lr: 1e-5}\ntrain: {batch_size: 'x'}\n",
+        "option train.batch_size='x' is not a number, expected an integer"),
+    "a float where an integer goes": ("train: {batch_size: 2.5}\n", "option train.batch_size=2.5 must be an integer"),
+    "a list where a number goes": ("train: {epochs: [1, 2]}\n",
+                                   "option train.epochs=1,2 is not a number, expected an integer"),
+    "a string where a boolean goes": ("train: {validate: 'false'}\n",
+                                      "option train.validate='false' must be true or false (unquoted in YAML)"),
+    "a group that is not a mapping": ("optim: 3\n", "'optim' must be a mapping of options"),
+    "an unknown key": ("optim: {learning_rate: 0.1}\n", "unknown option(s) ['learning_rate'] in 'optim'"),
+    "a binary file": (bytes(range(256)) * 8, "not a valid YAML file of options"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_VALUES))
+def test_a_value_of_the_wrong_type_or_beyond_sense_is_refused_by_the_schema(kind: str, dataset: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    flags, message = BAD_VALUES[kind]
+    run_dir = tmp_path / "run"
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), *TRAIN_FLAGS, *flags]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip() == f"error: {message}", err
+    assert not run_dir.exists(), "refused before any folder is made"
+
+
+@pytest.mark.parametrize("kind", list(BAD_CONFIG_FILES))
+def test_a_bad_config_file_names_the_file_and_the_key(kind: str, dataset: Path, tmp_path: Path, capsys) -> None:
+    text, message = BAD_CONFIG_FILES[kind]
+    config = tmp_path / "c.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    run_dir = tmp_path / "run"
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), "--config", str(config), *TRAIN_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith(f"error: {config}: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and not run_dir.exists()
+
+
+def test_a_config_file_goes_through_the_same_coercion_as_flags(dataset: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("optim: {lr: 1e-3}\ntrain: {batch_size: '2'}\n")  # PyYAML reads both as strings
+    run_dir = tmp_path / "run"
+    at = TRAIN_FLAGS.index("--batch-size")
+    flags = TRAIN_FLAGS[:at] + TRAIN_FLAGS[at + 2:]
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), "--config", str(config), *flags]) == 0
+    saved = (run_dir / run_files.CONFIG).read_text()
+    assert "lr: 0.001" in saved and "batch_size: 2\n" in saved
+
+
 @pytest.mark.parametrize("kind", list(OUT_OF_RANGE))
 def test_an_out_of_range_option_is_an_error_naming_the_option_and_its_range(kind: str, dataset: Path,
                                                                             tmp_path: Path, capsys) -> None:
