@@ -83,9 +83,6 @@ class SweepSpec:
     def with_dataset(self, dataset: str | Path) -> SweepSpec:
         return dataclasses.replace(self, dataset=str(dataset))
 
-    def stage(self, name: str) -> StageSpec:
-        return next(stage for stage in self.stages if stage.name == name)
-
     def test_set_path(self, name: str) -> Path:
         path = Path(self.test_sets[name]).expanduser()
         return path if path.is_absolute() else Path(self.dataset) / path
