@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import csv
+import signal
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from cosplace_xs import checkpoints as ckpt
+from cosplace_xs.cli import main
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import ConfigError, TrainingDivergedError
+from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.training import loop
-from cosplace_xs.training.loop import train
+from cosplace_xs.training.distributed import DistributedContext
+from cosplace_xs.training.loop import TrainingInterrupted, train
 from cosplace_xs.training.resume import RESUME_CHANGES
 
 TINY = {
@@ -60,17 +65,80 @@ def test_run_writes_every_file_and_walks_the_groups(config: RunConfig, tmp_path:
     assert len(state["classifiers"]) == 2
 
 
+def test_every_epoch_records_its_training_seconds(config: RunConfig, tmp_path: Path) -> None:
+    result = train(config, tmp_path / "run", progress=False)
+    images = config.train.batch_size * config.train.iterations_per_epoch
+    for row in result.history:
+        assert row["train_seconds"] > 0
+        assert row["images_per_s"] == pytest.approx(images / row["train_seconds"], rel=1e-12)
+    assert result.train_seconds == sum(row["train_seconds"] for row in result.history)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert [float(r["train_seconds"]) for r in rows] == [row["train_seconds"] for row in result.history]
+
+
+def test_best_pt_holds_what_evaluation_needs_and_last_pt_what_a_resume_needs(config: RunConfig,
+                                                                               tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = train(config, run_dir, progress=False)
+    best, last = ckpt.read_checkpoint(run_dir / ckpt.BEST), ckpt.read_checkpoint(run_dir / ckpt.LAST)
+    assert sorted(best) == ["best_r1", "config", "epoch", "format", "history", "model"]
+    assert sorted(last) == sorted(["format", "config", "split_key", "model", "epoch", "iteration", "best_r1",
+                                   "history", "model_optimizer", "classifiers", "classifier_optimizers", "scaler",
+                                   "epoch_loss_sum", "epoch_images", "epoch_seconds"])
+    assert best["best_r1"] == result.best_r1 == max(row["val_R@1"] for row in best["history"])
+    assert best["history"][-1]["epoch"] == best["epoch"]
+    for name in (ckpt.BEST, ckpt.LAST):  # eval and predict load either
+        model, loaded_config = load_trained_model(run_dir / name, torch.device("cpu"))
+        assert loaded_config == config
+        weights = ckpt.read_checkpoint(run_dir / name)["model"]
+        assert all(torch.equal(value, weights[key]) for key, value in model.state_dict().items())
+
+
+def test_curves_are_drawn_once_at_the_end_and_at_an_interruption(config: RunConfig, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    drawn: list[list[int]] = []
+    monkeypatch.setattr(loop, "plot_curves", lambda histories, path: drawn.append(
+        [row["epoch"] for history in histories.values() for row in history]))
+    real_loss = loop.F.cross_entropy
+    _interrupt_after(monkeypatch, 5)  # in epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", progress=False)
+    assert drawn == []  # a KeyboardInterrupt that is no stop signal: no safe point, nothing drawn
+    monkeypatch.setattr(loop.F, "cross_entropy", real_loss)
+    stop_at_next_safe_point(monkeypatch)
+    with pytest.raises(TrainingInterrupted):
+        train(config, tmp_path / "run", resume=True, progress=False)
+    assert drawn == [[1]]
+    monkeypatch.setattr(loop.StopRequest, "agreed", lambda self, context, device: None)
+    train(config, tmp_path / "run", resume=True, progress=False)
+    assert drawn == [[1], [1, 2, 3]]
+
+
+def test_the_batch_slice_is_computed_once_per_run(config: RunConfig, tmp_path: Path, monkeypatch) -> None:
+    calls = []
+    real = DistributedContext.batch_slice
+    monkeypatch.setattr(DistributedContext, "batch_slice", lambda self, size: calls.append(size) or real(self, size))
+    train(config, tmp_path / "run", progress=False)
+    assert calls == [config.train.batch_size]
+
+
 def _interrupt_after(monkeypatch, steps: int) -> None:
-    real_step = loop._train_step
+    """A KeyboardInterrupt in the forward pass of step `steps + 1`."""
+    real = loop.F.cross_entropy
     calls = {"n": 0}
 
-    def step(*args, **kwargs):
+    def loss(*args, **kwargs):
         if calls["n"] == steps:
             raise KeyboardInterrupt
         calls["n"] += 1
-        return real_step(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "_train_step", step)
+    monkeypatch.setattr(loop.F, "cross_entropy", loss)
+
+
+def stop_at_next_safe_point(monkeypatch) -> None:
+    """As if SIGINT came during the next step."""
+    monkeypatch.setattr(loop.StopRequest, "agreed", lambda self, context, device: signal.SIGINT)
 
 
 @pytest.mark.parametrize("stop_after", [2, 5])  # mid-epoch checkpoint of epoch 1; epoch 2's first batches
@@ -88,6 +156,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(config: RunConfig
     monkeypatch.undo()
     partial = ckpt.read_checkpoint(interrupted / ckpt.LAST)
     assert (partial["epoch"], partial["iteration"]) < (3, 0)
+    (interrupted / ckpt.BEST).write_bytes(b"not read by a resume")
     train(config, interrupted, resume=True, progress=False)
 
     expected, got = _weights(straight), _weights(interrupted)
@@ -131,3 +200,25 @@ def test_more_groups_than_exist_is_a_clear_error(config: RunConfig, tmp_path: Pa
 def test_every_option_a_resume_may_change_is_an_option_of_a_run() -> None:
     options = {f"{group}.{key}" for group, values in RunConfig().to_dict().items() for key in values}
     assert sorted(set(RESUME_CHANGES) - options) == []
+
+
+def test_print_config_shows_the_resolved_options_and_touches_no_folder(tiny_city: Path, tmp_path: Path, capsys,
+                                                                       monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    options = tmp_path / "options.yaml"
+    options.write_text("train:\n  epochs: 7\nmodel:\n  fc_output_dim: 32\n")
+    before = sorted(tmp_path.rglob("*"))
+    code = main(["train", str(tiny_city), "--config", str(options), "--fc-output-dim", "64", "--print-config"])
+    assert code == 0
+    expected = RunConfig().replace({"train.dataset": str(tiny_city.resolve()), "train.epochs": 7,
+                                    "model.fc_output_dim": 64})
+    assert yaml.safe_load(capsys.readouterr().out) == expected.to_dict()
+    assert sorted(tmp_path.rglob("*")) == before  # no run folder, no runs/
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    expected.save(run_dir / "config.yaml")
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["train", "--resume", str(run_dir), "--epochs", "9", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == expected.replace({"train.epochs": 9}).to_dict()
+    assert sorted(tmp_path.rglob("*")) == before

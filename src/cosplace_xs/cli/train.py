@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+import yaml
+
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli.run_options import add_run_arguments, run_config_from_args
 from cosplace_xs.config import RunConfig
@@ -28,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="continue an interrupted run from its last checkpoint, with its own options (--epochs "
                              "extends it; options that would change how it trains are refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the options the run would train with (YAML: defaults, then --config, then the "
+                             "flags given; with --resume, the run's own) and exit, creating no folder")
     add_run_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -52,15 +57,23 @@ def _resumed_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
-def prepare(args: argparse.Namespace) -> tuple[RunConfig, Path, bool, bool]:
-    """The options and folder of the run the command asks for, whether it resumes, and whether this command
-    created the folder."""
+def requested_config(args: argparse.Namespace) -> RunConfig:
+    """The options of the run the command asks for: the run's own ones with --resume, else defaults < --config
+    < flags, with the dataset path made absolute (the run resumes from any working directory)."""
     if args.resume is not None:
-        return _resumed_config(args), args.resume, True, False
+        return _resumed_config(args)
     config = run_config_from_args(args)
     if args.dataset is not None:
         config = config.replace({DATASET: args.dataset})
-    config = absolute_dataset(config)  # the run resumes from any working directory
+    return absolute_dataset(config)
+
+
+def prepare(args: argparse.Namespace) -> tuple[RunConfig, Path, bool, bool]:
+    """The options and folder of the run the command asks for, whether it resumes, and whether this command
+    created the folder."""
+    config = requested_config(args)
+    if args.resume is not None:
+        return config, args.resume, True, False
     launched_by_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if launched_by_torchrun and args.run_dir is None:
         raise ConfigError("under torchrun, pass --run-dir so that every process writes to the same run folder")
@@ -91,6 +104,9 @@ def _complete(run_dir: Path, config: RunConfig) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.print_config:
+        print(yaml.safe_dump(requested_config(args).to_dict(), sort_keys=False), end="")
+        return 0
     config, run_dir, resume, created = prepare(args)
     if resume and _complete(run_dir, config):
         return 0
@@ -105,5 +121,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"removed the run folder {run_dir}: the run stopped before writing anything in it")
         raise
     best = "n/a" if result.best_r1 is None else f"{result.best_r1:.1f}"
-    print(f"done: best val R@1 {best}; checkpoints, metrics.csv and curves.png in {run_dir}")
+    print(f"done: best val R@1 {best} after {result.train_seconds:.0f} s of training; checkpoints, metrics.csv and "
+          f"curves.png in {run_dir}")
     return 0

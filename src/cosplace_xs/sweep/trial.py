@@ -102,9 +102,10 @@ def _best_val(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _timing(history: list[dict[str, Any]], config: RunConfig) -> dict[str, float | None]:
-    images = config.train.batch_size * config.train.iterations_per_epoch
-    seconds = sum(images / row["images_per_s"] for row in history if row.get("images_per_s"))
-    return {"train_seconds": seconds, "images_per_s": images * len(history) / seconds if seconds else None,
+    """The training seconds each epoch recorded (steps only), the images/s over them, and the validation seconds."""
+    seconds = sum(row.get("train_seconds", 0.0) for row in history)
+    images = config.train.batch_size * config.train.iterations_per_epoch * len(history)
+    return {"train_seconds": seconds, "images_per_s": images / seconds if seconds else None,
             "val_seconds": sum(row.get("val_seconds") or 0.0 for row in history)}
 
 

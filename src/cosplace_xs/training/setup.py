@@ -6,13 +6,12 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from cosplace_xs import checkpoints as ckpt
-from cosplace_xs.config import EvalConfig, RunConfig
+from cosplace_xs.config import RunConfig
 from cosplace_xs.data.layout import discover_dataset, list_images, require_train_dir
 from cosplace_xs.data.scan import ScanReport, scan_images
 from cosplace_xs.data.split import TrainSplit, build_split
@@ -31,7 +30,7 @@ from cosplace_xs.training.resume import (
     record_changes,
     resume_changes,
 )
-from cosplace_xs.training.state import TrainingState, new_state, restore, state_dict
+from cosplace_xs.training.state import TrainingState, new_state, restore
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +46,10 @@ class RunSetup:
     split: TrainSplit
     split_key: str
     val_set: TestSet | None
-    eval_config: EvalConfig
     state: TrainingState
     context: DistributedContext
     train_model: torch.nn.Module  # the model, wrapped in DDP under distributed training
-
-    def global_step(self) -> int:
-        return self.state.epoch * self.config.train.iterations_per_epoch + self.state.iteration
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return state_dict(self.state, self.config, self.split_key)
-
-    def save_last(self) -> None:
-        if self.context.is_main:
-            ckpt.write_checkpoint(self.checkpoint_state(), self.run_dir / ckpt.LAST, keep_previous=True)
+    batch_slice: slice  # this process's part of every batch (all of it on one device)
 
 
 def _unusable_files(scans: list[tuple[str, int, ScanReport]], skip_bad: bool, run_dir: Path) -> set[Path]:
@@ -173,7 +162,8 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
         require_compiler(device)
     _configure_determinism(device)
     train_dir = require_train_dir(discover_dataset(config.train.dataset))
-    images = list_images(train_dir, "training images")
+    images = list_images(train_dir, "training images", config.train.image_extensions,
+                         config.train.extensions_case_sensitive)
     # removing unusable images can only empty groups, so a split of all images that fails its checks fails anyway
     try:
         split: TrainSplit | None = _checked_split(train_dir, config, images)
@@ -185,9 +175,11 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     val_set = _load_val_set(config) if context.is_main else None
     # every image is checked before the first batch, so a broken one cannot stop the run at epoch 7
     scans = [("training images", len(images), scan_images(images, require_heading=True, progress=progress,
+                                                                max_pixels=config.train.max_image_pixels,
                                                                 desc="checking training"))]
     if val_set is not None:
-        scans += [(f"val {what}", len(paths), scan_images(paths, progress=progress, desc=f"checking val {what}"))
+        scans += [(f"val {what}", len(paths), scan_images(paths, progress=progress, desc=f"checking val {what}",
+                                                                   max_pixels=config.train.max_image_pixels))
                   for what, paths in (("database images", val_set.database_paths),
                                       ("queries", val_set.queries_paths))]
     skipped = _unusable_files(scans, config.train.skip_bad_images, run_dir)
@@ -199,8 +191,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     if val_set is not None:
         require_a_positive(val_set, "or train with --no-validate")
     _warn_single_class_groups(split, config.split.groups_num)
-    log.info("split:\n%s", split.summary())
-    eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
+    log.debug("split:\n%s", split.summary())  # the table for -v; `split-info` prints it on demand
 
     model = model.to(device)
     if config.train.channels_last:
@@ -210,10 +201,10 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     classes = [len(split.group(i).class_ids) for i in range(config.split.groups_num)]
     torch.set_rng_state(classifier_rng)
     state = new_state(model, classes, config, device)
-    share = context.batch_slice(config.train.batch_size)
-    _check_batch_norm_input(model, config, share.stop - share.start, device)
-    run = RunSetup(config, run_dir, device, precision, split, split.split_key, val_set, eval_config, state,
-                   context, wrap_model(model, context))
+    batch_slice = context.batch_slice(config.train.batch_size)
+    _check_batch_norm_input(model, config, batch_slice.stop - batch_slice.start, device)
+    run = RunSetup(config, run_dir, device, precision, split, split.split_key, val_set, state, context,
+                   wrap_model(model, context), batch_slice)
     if resume:
         _resume(run)
     if context.is_main:

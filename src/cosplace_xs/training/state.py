@@ -28,6 +28,7 @@ class TrainingState:
     iteration: int = 0
     best_r1: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the finished steps' share of the current epoch's metrics row: kept only for an exact mid-epoch resume
     epoch_loss_sum: float = 0.0
     epoch_images: int = 0
     epoch_seconds: float = 0.0
@@ -47,28 +48,9 @@ def new_state(model: GeoLocalizationNet, classes_per_group: list[int], config: R
     )
 
 
-def state_dict(state: TrainingState, config: RunConfig, split_key: str) -> dict[str, Any]:
-    """A checkpoint of plain values and tensors only, so it loads with `weights_only=True`."""
-    return {
-        "config": config.to_dict(),
-        "split_key": split_key,
-        "model": state.model.state_dict(),
-        "model_optimizer": state.model_optimizer.state_dict(),
-        "classifiers": [c.state_dict() for c in state.classifiers],
-        "classifier_optimizers": [o.state_dict() for o in state.classifier_optimizers],
-        "scaler": state.scaler.state_dict(),
-        "epoch": state.epoch,
-        "iteration": state.iteration,
-        "best_r1": state.best_r1,
-        "history": state.history,
-        "epoch_loss_sum": state.epoch_loss_sum,
-        "epoch_images": state.epoch_images,
-        "epoch_seconds": state.epoch_seconds,
-    }
-
-
 def restore(state: TrainingState, checkpoint: dict[str, Any], split_key: str, source: Path) -> None:
-    """Load a checkpoint into a freshly built state; a checkpoint of another split or model is an error."""
+    """Load a checkpoint (the dict `loop.train` writes to last.pt) into a freshly built state; a checkpoint of
+    another split or model is an error."""
     if checkpoint.get("split_key") != split_key:
         raise CheckpointError(
             f"{source}: was trained on another class/group split (the images or the split options changed); "

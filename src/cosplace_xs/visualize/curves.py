@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from cosplace_xs.atomic_files import replacing
+
 PANELS = (("loss", "training loss"), ("val_R@1", "val Recall@1 (%)"), ("val_R@5", "val Recall@5 (%)"),
           ("images_per_s", "training images/s"))
 
@@ -33,6 +35,7 @@ def plot_curves(histories: dict[str, list[dict[str, Any]]], path: Path, title: s
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with replacing(Path(path), "wb") as file:  # a run stopped while drawing keeps its previous curves
+        figure.savefig(file, format="png", dpi=100)
     plt.close(figure)
     return path
