@@ -252,3 +252,32 @@ def test_cuda_matches_cpu_with_the_same_parameters():
     assert on_cuda.device.type == "cuda"
     assert (on_cuda.cpu() - on_cpu).abs().max() < 1e-3
     assert math.isfinite(float(on_cuda.sum()))
+
+
+def test_resized_crop_is_torchvisions_antialiased_resized_crop() -> None:
+    images = _images(3, 48).float().div(255)
+    boxes = torch.tensor([[0, 0, 48, 48], [5, 7, 30, 20], [10, 2, 24, 40]], dtype=torch.float64)
+    got = geometry.resized_crops(images, boxes, 16)
+    for image, (top, left, h, w), crop in zip(images, boxes.long().tolist(), got, strict=True):
+        assert torch.equal(crop, TF.resized_crop(image, top, left, h, w, [16, 16], antialias=True))
+
+
+def test_resized_crop_averages_where_the_warp_samples() -> None:
+    # a 1-pixel checkerboard shrunk 2:1: the antialiased crop gives its mean, 0.5, inside the border
+    board = ((torch.arange(8).view(1, 8) + torch.arange(8).view(8, 1)) % 2).float().expand(1, 3, 8, 8)
+    crop = geometry.resized_crops(board, torch.tensor([[0.0, 0.0, 8.0, 8.0]]), 4)
+    assert torch.equal(crop[0, :, 1:3, 1:3], torch.full((3, 2, 2), 0.5))
+
+
+def test_the_official_crop_method_jitters_the_whole_image_then_crops() -> None:
+    config = _only(color_jitter=True, brightness=0.5, contrast=0.5, saturation=0.0, hue=0.0,
+                   random_resized_crop=True, crop_method="resized_crop")
+    images = _images(2, 40, seed=3)
+    params = sample_params(config, 2, 40, 40, 24, torch.Generator().manual_seed(1))
+    got = BatchAugmentation(config, 24).apply_params(images, params)
+    for index, image in enumerate(images.float().div(255)):
+        expected = TF.adjust_contrast(TF.adjust_brightness(image, float(params.brightness[index])),
+                                      float(params.contrast[index]))
+        top, left, h, w = params.boxes[index].long().tolist()
+        expected = normalize(TF.resized_crop(expected, top, left, h, w, [24, 24], antialias=True))
+        torch.testing.assert_close(got[index], expected, atol=2e-6, rtol=0)

@@ -130,3 +130,38 @@ def test_dataset_without_any_split_folder_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "test" / "queries").mkdir()
     with pytest.raises(DatasetLayoutError, match=f"{tmp_path}: no train/ folder; training needs"):
         require_train_dir(discover_dataset(tmp_path))
+
+
+def test_image_endings_as_the_official_glob_or_ours(tmp_path: Path) -> None:
+    _touch(tmp_path / "a.jpg", tmp_path / "b.JPG", tmp_path / "c.png", tmp_path / "d.jpeg")
+    names = [p.name for p in list_images(tmp_path)]
+    assert names == ["a.jpg", "b.JPG", "c.png", "d.jpeg"]
+    # official datasets/dataset_utils.py:43: glob(f"{folder}/**/*.jpg"), which on Linux skips .JPG
+    assert [p.name for p in list_images(tmp_path, extensions=(".jpg",), case_sensitive=True)] == ["a.jpg"]
+    assert [p.name for p in list_images(tmp_path, extensions=(".jpg",))] == ["a.jpg", "b.JPG"]
+
+
+def test_only_other_endings_is_an_error_naming_the_endings(tmp_path: Path) -> None:
+    _touch(tmp_path / "b.JPG")
+    with pytest.raises(DatasetLayoutError) as caught:
+        list_images(tmp_path, "training images", (".jpg",), case_sensitive=True)
+    assert str(caught.value) == (f"{tmp_path}: holds no image (.jpg, case-sensitive); expected the training images "
+                                 "of the dataset")
+
+
+def test_the_default_endings_are_the_options_default() -> None:
+    from cosplace_xs.config import IMAGE_EXTENSIONS, TrainConfig
+    from cosplace_xs.data import names
+
+    assert IMAGE_EXTENSIONS == names.IMAGE_EXTENSIONS == TrainConfig().image_extensions
+
+
+def test_the_queries_folder_option_picks_queries_v1_over_queries_where_there_is_one(tmp_path: Path) -> None:
+    for name in ("database", "queries", "queries_v1"):
+        (tmp_path / "sf" / name).mkdir(parents=True)
+    for name in ("database", "queries"):
+        (tmp_path / "tokyo" / name).mkdir(parents=True)
+    assert find_test_set(tmp_path / "sf").queries_dir == tmp_path / "sf" / "queries"
+    assert find_test_set(tmp_path / "sf", queries_folder="queries_v1").queries_dir == tmp_path / "sf" / "queries_v1"
+    # official train.py:61 reads queries_v1 of SF-XL's test set; a set with only queries/ is still read
+    assert find_test_set(tmp_path / "tokyo", queries_folder="queries_v1").queries_dir == tmp_path / "tokyo" / "queries"

@@ -282,3 +282,19 @@ def test_dropping_every_class_advises_the_min_images_per_class_that_keeps_some(h
         "images; the largest class has 2 images: --min-images-per-class 2 keeps 3 classes, 1 keeps 5 (a larger --M or "
         "--alpha also gives classes more images)")
     assert not list((tmp_path / "cache").glob("*.json"))  # nothing cached: the advice is given again next time
+
+
+def test_heading_360_merges_into_sector_0_or_is_its_own_class_as_the_official_code() -> None:
+    # official datasets/train_dataset.py:156: rounded_heading = int(heading // alpha * alpha) -> 360 for 360
+    assert compute_class_id(5.0, 5.0, 360.0, 10, 30) == (0, 0, 0)
+    assert compute_class_id(5.0, 5.0, 360.0, 10, 30, "own_class") == (0, 0, 360)
+    assert compute_class_id(5.0, 5.0, 359.9, 10, 30, "own_class") == (0, 0, 330)
+    # official train_dataset.py:162: 360 % (30 * 2) // 30 = 0, sector 0's group
+    assert compute_group_id((0, 0, 360), 10, 30, 5, 2) == (0, 0, 0)
+
+
+def test_heading_360_option_enters_the_cache_key_only_when_not_the_default() -> None:
+    from cosplace_xs.data.split_cache import split_options
+
+    assert "heading_360" not in split_options(SplitConfig())  # keys of existing caches and runs stay valid
+    assert split_options(SplitConfig(heading_360="own_class"))["heading_360"] == "own_class"

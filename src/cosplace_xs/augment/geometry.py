@@ -124,3 +124,16 @@ def shrink_for_warp(images: torch.Tensor, side: int) -> torch.Tensor:
 def flip(images: torch.Tensor, chosen: torch.Tensor, dim: int) -> torch.Tensor:
     """Mirror the chosen images (bool (B,)) along `dim` (-1 horizontal, -2 vertical)."""
     return torch.where(chosen.to(images.device).view(-1, 1, 1, 1), images.flip(dim), images)
+
+
+def resized_crops(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision's `resized_crop(image, top, left, h, w, [size, size], antialias=True)` of every image.
+
+    The official CosPlace's crop (augmentations.py): each box is cut out and resized on its own, antialiased,
+    so a crop larger than `size` is averaged down rather than point-sampled as `warp` samples it.
+    """
+    crops = []
+    for image, (top, left, h, w) in zip(images, boxes.to(torch.int64).tolist(), strict=True):
+        crop = image[None, :, top:top + h, left:left + w]
+        crops.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True))
+    return torch.cat(crops)

@@ -1,7 +1,8 @@
 """Batch augmentation of training images on their own device, with per-image random parameters.
 
 Fixed order: colour jitter (brightness, contrast, saturation, hue) -> random resized crop + rotation (one
-affine warp) -> flips -> cutout -> Gaussian noise -> ImageNet normalisation. Colour jitter uses that fixed
+affine warp; with crop_method `resized_crop`, torchvision's antialiased crop, then the rotation) -> flips
+-> cutout -> Gaussian noise -> ImageNet normalisation. Colour jitter uses that fixed
 order of its four ops, where torchvision's ColorJitter shuffles them per call: a fixed order keeps the
 batch one set of tensor ops. Images larger than the warp needs are first shrunk (antialiased, before the
 conversion to float, so uint8 batches are resized as uint8), see `geometry.shrink_for_warp`. Random
@@ -94,6 +95,8 @@ class BatchAugmentation(nn.Module):
         """The augmentation with given parameters (as `sample_params` draws them)."""
         config, size = self.config, self.output_size
         height, width = images.shape[-2:]
+        if config.crop_method == "resized_crop":
+            return self._finish(self._resized_crop(images, params), params)
         warped = config.random_resized_crop or config.rotation
         if warped:
             # keep about `size` pixels across the smallest crop the sampler can draw
@@ -106,6 +109,27 @@ class BatchAugmentation(nn.Module):
         if warped:
             matrices = geometry.warp_matrices(params.boxes, params.angles, height, width)
             x = geometry.warp(x, matrices, size)
+        return self._finish(x, params)
+
+    def _resized_crop(self, images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+        """The official order: jitter the whole image, then RandomResizedCrop (antialiased), then any rotation
+        as a warp of the resized crop."""
+        config, size = self.config, self.output_size
+        x = to_float(images)
+        if config.color_jitter:
+            x = self._jitter(x, params)
+        if config.random_resized_crop:
+            x = geometry.resized_crops(x, params.boxes, size)
+        else:
+            x = geometry.resize(x, size, size)
+        if config.rotation:
+            boxes = geometry.full_boxes(x.shape[0], size, size)
+            x = geometry.warp(x, geometry.warp_matrices(boxes, params.angles, size, size), size)
+        return x
+
+    def _finish(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+        """Flips, cutout, noise and normalisation of the cropped (B, 3, S, S) float batch."""
+        config = self.config
         if config.horizontal_flip:
             x = geometry.flip(x, params.horizontal_flip, -1)
         if config.vertical_flip:

@@ -71,8 +71,18 @@ def _link_problem(link: Path, folder: Path, real_folder: str) -> str | None:
     return None
 
 
-def walk_folder(folder: str | Path) -> Listing:
-    """Every image and other file under `folder`, sorted by path: the one listing every command reads.
+def is_image_name(path: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, case_sensitive: bool = False) -> bool:
+    """Whether the file's ending is one of `extensions` (compared case-insensitively unless `case_sensitive`:
+    the official code's glob("*.jpg") skips photo.JPG)."""
+    if case_sensitive:
+        return path.suffix in extensions
+    return path.suffix.lower() in {extension.lower() for extension in extensions}
+
+
+def walk_folder(folder: str | Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+                case_sensitive: bool = False) -> Listing:
+    """Every image (a file ending in one of `extensions`) and other file under `folder`, sorted by path: the one
+    listing every command reads.
 
     Symbolic links are refused unless they lead to a file inside `folder`; FIFOs, sockets and devices named as
     images are skipped (reading one would wait forever)."""
@@ -96,7 +106,7 @@ def walk_folder(folder: str | Path) -> Listing:
             problem = _link_problem(path, folder, real_folder) if path.is_symlink() else None
             if problem is not None:
                 listing.refused_links.append((path, problem))
-            elif path.suffix.lower() not in IMAGE_EXTENSIONS:
+            elif not is_image_name(path, extensions, case_sensitive):
                 listing.others.append(path)
             elif (kind := _special_kind(path)) is not None:
                 listing.special_files.append((path, f"{kind}, not an image file; skipped"))
@@ -122,8 +132,10 @@ def refuse_links(listing: Listing, folder: Path, what: str) -> None:
                                  f"the {what}:\n{shown}")
 
 
-def list_images(folder: str | Path, what: str = "images") -> list[Path]:
-    """The images (.jpg, .jpeg, .png, any depth) under `folder`, sorted by path.
+def list_images(folder: str | Path, what: str = "images", extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+                case_sensitive: bool = False) -> list[Path]:
+    """The images (ending in one of `extensions`: .jpg, .jpeg, .png by default, any depth) under `folder`,
+    sorted by path.
 
     Raises DatasetLayoutError if the folder is missing, holds no image or a symbolic link that is refused
     (see `walk_folder`); warns about other files and skips FIFOs, sockets and devices, naming them.
@@ -131,7 +143,7 @@ def list_images(folder: str | Path, what: str = "images") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetLayoutError(f"{folder}: folder of {what} not found; expected a folder of .jpg images")
-    listing = walk_folder(folder)
+    listing = walk_folder(folder, extensions, case_sensitive)
     refuse_links(listing, folder, what)
     others = listing.others
     if others:
@@ -143,26 +155,32 @@ def list_images(folder: str | Path, what: str = "images") -> list[Path]:
     for path, problem in listing.unreadable:
         log.warning("%s: %s; its images are not listed", path, problem)
     if not listing.images:
+        case = ", case-sensitive" if case_sensitive else ""
         raise DatasetLayoutError(
-            f"{folder}: holds no image ({', '.join(IMAGE_EXTENSIONS)}); expected the {what} of the dataset"
+            f"{folder}: holds no image ({', '.join(extensions)}{case}); expected the {what} of the dataset"
         )
     return listing.images
 
 
-def _queries_dir(folder: Path) -> Path | None:
-    for name in QUERY_FOLDER_NAMES:
+def _queries_dir(folder: Path, queries_folder: str | None) -> Path | None:
+    names = (queries_folder, *(name for name in QUERY_FOLDER_NAMES if name != queries_folder))
+    for name in names if queries_folder else QUERY_FOLDER_NAMES:
         if (folder / name).is_dir():
             return folder / name
     return None
 
 
-def find_test_set(path: str | Path, split: str = "test") -> TestSetPaths:
-    """Resolve a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/`."""
+def find_test_set(path: str | Path, split: str = "test", queries_folder: str | None = None) -> TestSetPaths:
+    """Resolve a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/`.
+
+    The queries are `queries_folder` where the set has it (SF-XL's test set has queries_v1 and queries_v2; the
+    official code tests on queries_v1), else `queries`, else `queries_v1`: a set with only `queries/` (Tokyo-XS)
+    is still read."""
     path = Path(path)
     if not path.is_dir():
         raise DatasetLayoutError(f"{path}: test set folder not found")
     for folder in (path, path / split):
-        queries = _queries_dir(folder)
+        queries = _queries_dir(folder, queries_folder)
         if (folder / "database").is_dir() and queries is not None:
             name = path.name if folder == path / split else f"{path.parent.name}/{path.name}"
             return TestSetPaths(name=name.strip("/"), database_dir=folder / "database", queries_dir=queries)

@@ -29,9 +29,14 @@ ADVICE_STEPS = 3  # --min-images-per-class values suggested when every class is 
 COUNTS = ("num_dropped_classes", "num_dropped_images", "num_headings")  # TrainSplit fields the cache stores
 
 
-def compute_class_id(e: float, n: float, h: float, M: int, alpha: int) -> ClassId:
-    """Class (E, N_, H) = (floor(e/M)*M, floor(n/M)*M, floor(h/alpha)*alpha), heading taken modulo 360."""
-    return math.floor(e / M) * M, math.floor(n / M) * M, math.floor((h % 360) / alpha) * alpha
+def compute_class_id(e: float, n: float, h: float, M: int, alpha: int, heading_360: str = "merge") -> ClassId:
+    """Class (E, N_, H) = (floor(e/M)*M, floor(n/M)*M, floor(h/alpha)*alpha).
+
+    heading_360 "merge" takes the heading modulo 360, so 360 degrees joins sector 0 (the same direction);
+    "own_class" keeps it as the official code does (train_dataset.py: int(heading // alpha * alpha)), which makes
+    360 a class of its own."""
+    heading = h if heading_360 == "own_class" else h % 360
+    return math.floor(e / M) * M, math.floor(n / M) * M, math.floor(heading / alpha) * alpha
 
 
 def compute_group_id(class_id: ClassId, M: int, alpha: int, N: int, L: int) -> GroupId:
@@ -171,7 +176,7 @@ def _every_class_dropped(class_sizes: list[int], config: SplitConfig, train_dir:
 def _assign(names: list[ImageName], config: SplitConfig, train_dir: Path) -> dict[str, Any]:
     """Classes, dropped classes and groups of the sorted images, as the JSON-ready dict the cache stores."""
     c = config
-    class_of = [compute_class_id(x.utm_east, x.utm_north, x.heading, c.M, c.alpha) for x in names]
+    class_of = [compute_class_id(x.utm_east, x.utm_north, x.heading, c.M, c.alpha, c.heading_360) for x in names]
     members: dict[ClassId, list[int]] = {}
     for index, class_id in enumerate(class_of):
         members.setdefault(class_id, []).append(index)

@@ -30,10 +30,13 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "cosplace-xs") / "splits"
 
 
-def split_options(config: SplitConfig) -> dict[str, int]:
+def split_options(config: SplitConfig) -> dict[str, int | str]:
     """The options that change classes or groups (groups_num only picks how many groups are trained)."""
-    return {"M": config.M, "alpha": config.alpha, "N": config.N, "L": config.L,
-            "min_images_per_class": config.min_images_per_class}
+    options: dict[str, int | str] = {"M": config.M, "alpha": config.alpha, "N": config.N, "L": config.L,
+                                     "min_images_per_class": config.min_images_per_class}
+    if config.heading_360 != "merge":  # named only when not the default, so that existing keys stay valid
+        options["heading_360"] = config.heading_360
+    return options
 
 
 def _sha256(payload: object) -> str:
