@@ -23,7 +23,6 @@ Usage: python benchmarks/evaluation.py [--dataset DIR] [--backbone resnet18] [--
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.test_set import load_test_set
 from cosplace_xs.evaluation.descriptors import extract_descriptors
 from cosplace_xs.evaluation.evaluate import evaluate_model
+from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.evaluation.retrieval import knn
 from cosplace_xs.model.compilation import compile_in_place
@@ -85,11 +85,10 @@ def eval_model(backbone: str, checkpoint: Path | None, device: torch.device, com
 def extraction_figures(model: nn.Module, paths: list[Path], size: int, batch: int, device: torch.device,
                        precision: str, workers: int) -> dict[str, float]:
     """Images/s of `extract_descriptors` over `paths` (after a one-batch warm-up)."""
-    extract = dict(image_size=size, batch_size=batch, device=device, precision=precision, num_workers=workers,
-                   progress=False)
-    extract_descriptors(model, paths[:batch], **extract)
+    inference = Inference(device, precision, batch, workers, size, progress=False)
+    extract_descriptors(model, paths[:batch], inference)
     start = time.perf_counter()
-    extract_descriptors(model, paths, **extract)
+    extract_descriptors(model, paths, inference)
     return {"images_per_s": round(len(paths) / (time.perf_counter() - start), 2)}
 
 
@@ -119,11 +118,11 @@ def run_recall(dataset: Path, backbone: str, checkpoint: Path | None, precisions
                batch: int, workers: int, device: torch.device) -> list[dict[str, Any]]:
     """Recall@N of the dataset's test set with each precision (same weights)."""
     test_set = load_test_set(dataset / "test")
-    config = dataclasses.replace(EvalConfig(), image_size=size, batch_size=batch, num_workers=workers)
     model = eval_model(backbone, checkpoint, device)
     records = []
     for precision in precisions:
-        result = evaluate_model(model, test_set, config, device, precision, progress=False)
+        inference = Inference(device, precision, batch, workers, size, progress=False)
+        result = evaluate_model(model, test_set, EvalConfig(), inference)
         records.append({"test_set": test_set.name, "checkpoint": str(checkpoint) if checkpoint else "untrained",
                         "precision": precision, **{f"R@{n}": round(r, 2) for n, r in result.recalls.items()},
                         "seconds": round(result.seconds, 1)})

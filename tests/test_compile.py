@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_descriptors import on_cpu
 from test_evaluate import run_command
 
 from cosplace_xs import checkpoints as ckpt
@@ -65,8 +66,8 @@ def test_a_compiled_run_writes_plain_checkpoints_and_extracts_the_eager_descript
     paths = list_images(tiny_city / "test" / "database", "test database")[:6]
     eager, _ = load_trained_model(tmp_path / "run", CPU)
     compiled, _ = load_trained_model(tmp_path / "run", CPU, compiled=True)
-    expected = extract_descriptors(eager, paths, 32, 4, CPU, progress=False)
-    got = extract_descriptors(compiled, paths, 32, 4, CPU, progress=False)  # batches of 4, then 2
+    expected = extract_descriptors(eager, paths, on_cpu(32, 4))
+    got = extract_descriptors(compiled, paths, on_cpu(32, 4))  # batches of 4, then 2
     torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
 
     recalls = []

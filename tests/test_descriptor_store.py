@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import utm
-from test_descriptors import IndexNet, unit_rows
+from test_descriptors import IndexNet, on_cpu, unit_rows
 from test_evaluate import E0, N0, encoded_index, run_command, write_test_set, write_tiny_checkpoint
 
 from cosplace_xs.cli import eval as eval_command
@@ -25,8 +25,7 @@ from cosplace_xs.evaluation.descriptor_store import (
     weights_digest,
 )
 from cosplace_xs.evaluation.evaluate import evaluate_model
-
-CPU = torch.device("cpu")
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def grid_set(tmp_path: Path) -> Path:
     return write_test_set(tmp_path / "grid", database, queries)
 
 
-def _model_and_signature(seed: int = 0, image_size: int | None = 16) -> tuple[IndexNet, ModelSignature]:
+def _model_and_signature(seed: int = 0, image_size: ImageSize = 16) -> tuple[IndexNet, ModelSignature]:
     model = IndexNet(unit_rows(np.random.default_rng(seed), 38, dim=16))
     return model, ModelSignature("index", 16, weights_digest(model), image_size)
 
@@ -47,11 +46,11 @@ def test_saved_descriptors_reload_memory_mapped_with_the_same_recalls(grid_set: 
                                                                      tolerance: float) -> None:
     test_set = load_test_set(grid_set)
     model, signature = _model_and_signature()
-    config = EvalConfig(image_size=16, num_workers=0)
-    direct = evaluate_model(model, test_set, config, CPU, progress=False)
+    config, at_16 = EvalConfig(), on_cpu(16, 32)
+    direct = evaluate_model(model, test_set, config, at_16)
     database_dir = find_test_set(grid_set).database_dir
-    build_store(model, database_dir, test_set.database_paths, signature, 7, CPU, path=tmp_path / "store" / "grid",
-                dtype=dtype, progress=False)
+    build_store(model, database_dir, test_set.database_paths, signature, on_cpu(16, 7),
+                path=tmp_path / "store" / "grid", dtype=dtype)
     store = load_store(tmp_path / "store" / "grid.json", signature)
     assert isinstance(store.descriptors, np.memmap) and store.descriptors.dtype == np.dtype(dtype)
     expected = model.table.numpy()[[encoded_index(p) for p in test_set.database_paths]]
@@ -60,7 +59,7 @@ def test_saved_descriptors_reload_memory_mapped_with_the_same_recalls(grid_set: 
     np.testing.assert_array_equal(store.utm, test_set.database_utm)
     lat, lon = utm.to_latlon(E0 + 15.0, N0, 10, "S")  # the name carries lat/lon with 5 decimals
     np.testing.assert_allclose(store.latlon[5], (lat, lon), atol=1e-5)
-    reloaded = evaluate_model(model, test_set, config, CPU, database_descriptors=store.descriptors, progress=False)
+    reloaded = evaluate_model(model, test_set, config, at_16, database_descriptors=store.descriptors)
     assert reloaded.recalls == direct.recalls
     np.testing.assert_allclose(reloaded.distances, direct.distances, atol=10 * tolerance + 1e-6)
 
@@ -68,21 +67,21 @@ def test_saved_descriptors_reload_memory_mapped_with_the_same_recalls(grid_set: 
 def test_a_store_of_another_model_or_image_size_is_refused(grid_set: Path, tmp_path: Path) -> None:
     test_set = load_test_set(grid_set)
     model, signature = _model_and_signature(seed=0)
-    build_store(model, find_test_set(grid_set).database_dir, test_set.database_paths, signature, 8, CPU,
-                path=tmp_path / "grid.npy", progress=False)
+    build_store(model, find_test_set(grid_set).database_dir, test_set.database_paths, signature, on_cpu(16, 8),
+                path=tmp_path / "grid.npy")
     _, other_weights = _model_and_signature(seed=1)
     with pytest.raises(CheckpointError, match=r"grid\.npy: extracted with weights_sha256="):
         load_store(tmp_path / "grid.npy", other_weights)
-    _, native = _model_and_signature(seed=0, image_size=None)
-    with pytest.raises(CheckpointError, match="image_size=16, but the model now used has None"):
+    _, native = _model_and_signature(seed=0, image_size=NATIVE)
+    with pytest.raises(CheckpointError, match="image_size=16, but the model now used has native"):
         load_store(tmp_path / "grid.npy", native)
 
 
 def test_incomplete_or_damaged_stores_are_clear_errors(grid_set: Path, tmp_path: Path) -> None:
     test_set = load_test_set(grid_set)
     model, signature = _model_and_signature()
-    build_store(model, find_test_set(grid_set).database_dir, test_set.database_paths, signature, 8, CPU,
-                path=tmp_path / "grid.npy", progress=False)
+    build_store(model, find_test_set(grid_set).database_dir, test_set.database_paths, signature, on_cpu(16, 8),
+                path=tmp_path / "grid.npy")
     sidecar = tmp_path / "grid.json"
     data = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**data, "paths": data["paths"][:3]}))

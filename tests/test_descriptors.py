@@ -6,6 +6,8 @@ the expected descriptors of any image list are known exactly; other test modules
 
 from __future__ import annotations
 
+import logging
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +18,16 @@ from torch import nn
 
 from cosplace_xs.augment.pipeline import IMAGENET_MEAN, IMAGENET_STD
 from cosplace_xs.errors import BadImageError
-from cosplace_xs.evaluation.descriptors import extract_descriptors, size_batches
+from cosplace_xs.evaluation.descriptors import _loader, extract_descriptors, size_batches
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
 from cosplace_xs.model.network import GeoLocalizationNet
 
 CPU = torch.device("cpu")
+
+
+def on_cpu(image_size: ImageSize, batch_size: int) -> Inference:
+    """fp32 on the CPU, decoding in the main process, no progress bar."""
+    return Inference(CPU, "fp32", batch_size, 0, image_size, progress=False)
 
 
 def write_index_image(path: Path, index: int, width: int = 16, height: int | None = None) -> Path:
@@ -72,7 +80,7 @@ def test_size_batches_group_equal_sizes_and_split_at_the_batch_size(mixed_sizes:
 def test_native_size_extraction_keeps_the_order_of_the_paths(mixed_sizes: list[Path]) -> None:
     table = unit_rows(np.random.default_rng(0), 7)
     model = IndexNet(table).train()
-    descriptors = extract_descriptors(model, mixed_sizes, None, batch_size=2, device=CPU, progress=False)
+    descriptors = extract_descriptors(model, mixed_sizes, on_cpu(NATIVE, 2))
     np.testing.assert_array_equal(descriptors, table)
     assert sorted(model.batch_shapes) == [(1, 3, 16, 16), (2, 3, 16, 16), (2, 3, 16, 24), (2, 3, 32, 32)]
     assert model.modes == [False] * 4 and model.training  # eval mode while extracting, restored afterwards
@@ -82,7 +90,7 @@ def test_fixed_size_extraction_into_a_float16_memory_map(mixed_sizes: list[Path]
     table = unit_rows(np.random.default_rng(1), 7)
     model = IndexNet(table)
     out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float16, shape=(7, 8))
-    result = extract_descriptors(model, mixed_sizes, 20, batch_size=3, device=CPU, out=out, progress=False)
+    result = extract_descriptors(model, mixed_sizes, on_cpu(20, 3), out=out)
     assert result is out
     assert model.batch_shapes == [(3, 3, 20, 20), (3, 3, 20, 20), (1, 3, 20, 20)]
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), table.astype(np.float16))
@@ -92,8 +100,8 @@ def test_geolocalization_net_batched_native_sizes_match_one_at_a_time(tmp_path: 
     sizes = [(32, 32), (48, 32), (32, 32), (64, 64), (48, 32)]
     paths = [write_index_image(tmp_path / f"image{i}.png", 40 * i, w, h) for i, (w, h) in enumerate(sizes)]
     model = GeoLocalizationNet("resnet18", 32)
-    batched = extract_descriptors(model, paths, None, batch_size=4, device=CPU, progress=False)  # 3 batches
-    single = np.concatenate([extract_descriptors(model, [path], None, batch_size=1, device=CPU, progress=False)
+    batched = extract_descriptors(model, paths, on_cpu(NATIVE, 4))  # 3 batches
+    single = np.concatenate([extract_descriptors(model, [path], on_cpu(NATIVE, 1))
                              for path in paths])
     assert batched.shape == (5, 32) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, single, atol=1e-5)
@@ -101,10 +109,40 @@ def test_geolocalization_net_batched_native_sizes_match_one_at_a_time(tmp_path: 
     assert not np.allclose(batched[0], batched[3])  # different images, different descriptors
 
 
-@pytest.mark.parametrize("image_size", [None, 16])
-def test_unreadable_image_is_named(mixed_sizes: list[Path], tmp_path: Path, image_size: int | None) -> None:
+@pytest.mark.parametrize("image_size", [pytest.param(NATIVE, id="native"), 16])
+def test_unreadable_image_is_named(mixed_sizes: list[Path], tmp_path: Path, image_size: ImageSize) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 truncated jpeg")
     model = IndexNet(unit_rows(np.random.default_rng(2), 7))
     with pytest.raises(BadImageError, match=r"broken\.jpg: cannot be decoded"):
-        extract_descriptors(model, [*mixed_sizes, broken], image_size, batch_size=4, device=CPU, progress=False)
+        extract_descriptors(model, [*mixed_sizes, broken], on_cpu(image_size, 4))
+
+
+class SigintHandlers(torch.utils.data.Dataset):
+    """Reports, from the process that loads item i, whether that process ignores SIGINT."""
+
+    def __init__(self, count: int) -> None:
+        self.paths = [Path(f"{i}.png") for i in range(count)]
+        self.size = 16
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[bool, int]:
+        return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, index
+
+
+def test_decoding_workers_ignore_ctrl_c() -> None:
+    # Ctrl-C reaches the whole process group: a worker that died of it would end the main process's clean stop
+    # in "DataLoader worker exited unexpectedly"
+    loader = _loader(SigintHandlers(3), Inference(CPU, "fp32", 2, 1, 16, progress=False))
+    ignored = [bool(flag) for flags, _ in loader for flag in flags]
+    assert ignored == [True, True, True]
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the main process still stops on Ctrl-C
+
+
+def test_progress_off_a_terminal_is_a_log_line(mixed_sizes: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+    model = IndexNet(unit_rows(np.random.default_rng(1), 7))
+    with caplog.at_level(logging.INFO, logger="cosplace_xs.progress"):
+        extract_descriptors(model, mixed_sizes[:3], Inference(CPU, "fp32", 2, 0, 16, progress=True), "queries")
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == ["queries: 3/3 img"]

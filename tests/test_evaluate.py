@@ -20,16 +20,17 @@ from test_descriptors import IndexNet, unit_rows, write_index_image
 
 from cosplace_xs.checkpoints import write_checkpoint
 from cosplace_xs.cli import eval as eval_command
-from cosplace_xs.config import EvalConfig, RunConfig
+from cosplace_xs.config import ApproximateConfig, EvalConfig, RunConfig
 from cosplace_xs.data.names import ImageName, format_name
 from cosplace_xs.data.test_set import TestSet, load_test_set
 from cosplace_xs.errors import BadFileNameError, CheckpointError, ConfigError, DatasetLayoutError
 from cosplace_xs.evaluation.evaluate import evaluate_model
+from cosplace_xs.evaluation.inference import NATIVE, Inference
 from cosplace_xs.evaluation.model_loading import load_trained_model
-from cosplace_xs.evaluation.retrieval import ApproximateSearch
 from cosplace_xs.model.network import GeoLocalizationNet
 
 CPU = torch.device("cpu")
+FP32_CPU = Inference(CPU, "fp32", 32, 0, NATIVE, progress=False)  # the schema's batch size
 E0, N0 = 551_000.0, 4_182_000.0  # San Francisco, UTM zone 10S
 
 
@@ -91,8 +92,8 @@ def test_evaluate_equals_numpy_brute_force(line_set: Path) -> None:
     table[40:46] = 0.2 * unit_rows(generator, 6, 16) + table[[0, 4, 8, 16, 20, 28]]  # six queries look like a place
     table[40:46] /= np.linalg.norm(table[40:46], axis=1, keepdims=True)
     test_set = load_test_set(line_set)
-    config = EvalConfig(recall_values=(1, 5, 10, 20), image_size=None, batch_size=8, num_workers=0)
-    result = evaluate_model(IndexNet(table), test_set, config, CPU, progress=False)
+    config = EvalConfig(recall_values=(1, 5, 10, 20))
+    result = evaluate_model(IndexNet(table), test_set, config, Inference(CPU, "fp32", 8, 0, NATIVE, progress=False))
 
     database = table[[encoded_index(p) for p in test_set.database_paths]]
     queries = table[[encoded_index(p) for p in test_set.queries_paths]]
@@ -112,21 +113,19 @@ def test_evaluate_equals_numpy_brute_force(line_set: Path) -> None:
 
 def test_approximate_recall_is_reported_beside_the_exact_one(line_set: Path) -> None:
     table = unit_rows(np.random.default_rng(6), 52, dim=16)
-    config = EvalConfig(recall_values=(1, 5), image_size=16, num_workers=0)
-    every_cell = ApproximateSearch("ivf", nlist=2, nprobe=2)
-    result = evaluate_model(IndexNet(table), load_test_set(line_set), config, CPU, approximate=every_cell,
-                            progress=False)
+    config = EvalConfig(recall_values=(1, 5))
+    at_16 = FP32_CPU.at_size(16)
+    every_cell = ApproximateConfig("ivf", nlist=2, nprobe=2)
+    result = evaluate_model(IndexNet(table), load_test_set(line_set), config, at_16, approximate=every_cell)
     assert result.approximate_recalls == result.recalls
-    assert evaluate_model(IndexNet(table), load_test_set(line_set), config, CPU,
-                          progress=False).approximate_recalls is None
+    assert evaluate_model(IndexNet(table), load_test_set(line_set), config, at_16).approximate_recalls is None
 
 
 def test_geolocalization_net_on_32_pixel_images(tmp_path: Path) -> None:
     root = write_test_set(tmp_path / "small", [(10.0 * i, 0.0) for i in range(8)], [(1.0, 0.0), (500.0, 0.0)],
                           size=32)
     model = GeoLocalizationNet("resnet18", 32).train()
-    config = EvalConfig(image_size=32, batch_size=4, num_workers=0)
-    result = evaluate_model(model, load_test_set(root), config, CPU, progress=False)
+    result = evaluate_model(model, load_test_set(root), EvalConfig(), Inference(CPU, "fp32", 4, 0, 32, progress=False))
     assert result.predictions.shape == result.distances.shape == (2, 8)  # k = min(20, 8 database images)
     assert sorted(result.predictions[0].tolist()) == list(range(8))
     assert np.all(np.diff(result.distances, axis=1) >= 0)
@@ -139,9 +138,9 @@ def test_empty_database_and_mismatched_descriptors_are_errors(line_set: Path) ->
     empty = TestSet("empty", (), (Path("q.png"),), np.empty((0, 2)), np.zeros((1, 2)), 25.0, (np.array([], int),))
     table = unit_rows(np.random.default_rng(0), 52)
     with pytest.raises(DatasetLayoutError, match="test set empty: 0 database images"):
-        evaluate_model(IndexNet(table), empty, EvalConfig(), CPU)
+        evaluate_model(IndexNet(table), empty, EvalConfig(), FP32_CPU)
     with pytest.raises(ConfigError, match="3 database descriptors given for 40 database images"):
-        evaluate_model(IndexNet(table), load_test_set(line_set), EvalConfig(), CPU, database_descriptors=table[:3])
+        evaluate_model(IndexNet(table), load_test_set(line_set), EvalConfig(), FP32_CPU, database_descriptors=table[:3])
 
 
 def test_checkpoint_back_to_the_same_model(tmp_path: Path) -> None:

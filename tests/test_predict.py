@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from test_descriptors import IndexNet, unit_rows, write_index_image
+from test_descriptors import IndexNet, on_cpu, unit_rows, write_index_image
 from test_evaluate import (
     E0,
     N0,
@@ -27,9 +26,8 @@ from cosplace_xs.cli import predict as predict_command
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.errors import BadImageError, CheckpointError, DatasetLayoutError
 from cosplace_xs.evaluation.descriptor_store import ModelSignature, build_store, weights_digest
+from cosplace_xs.evaluation.inference import NATIVE
 from cosplace_xs.predict import Prediction, confidence, open_database, predict
-
-CPU = torch.device("cpu")
 
 
 def test_confidence_is_the_softmax_mass_near_the_best_match() -> None:
@@ -60,8 +58,8 @@ def test_a_photo_outside_the_dataset_layout_and_a_named_one(street: Path, tmp_pa
     named = write_index_image(tmp_path / "photos" / dataset_name(E0 + 100.0, N0 + 100.0), 13, width=20)
     model, signature = _index_model(street, {12: 7, 13: 0})
     paths = list_images(street / "database")
-    database = build_store(model, street / "database", paths, signature, 4, CPU, progress=False)
-    first, second = predict(model, [holiday, named], database, k=3, device=CPU, progress=False)
+    database = build_store(model, street / "database", paths, signature, on_cpu(16, 4))
+    first, second = predict(model, [holiday, named], database, 3, on_cpu(NATIVE, 4))
 
     assert encoded_index(first.matches[0].path) == 7 and first.matches[0].descriptor_distance == pytest.approx(0)
     assert first.utm == pytest.approx((E0 + 210.0, N0))
@@ -79,28 +77,27 @@ def test_a_photo_outside_the_dataset_layout_and_a_named_one(street: Path, tmp_pa
 
 def test_database_sources_and_their_errors(street: Path, tmp_path: Path) -> None:
     model, config = IndexNet(unit_rows(np.random.default_rng(0), 16, dim=32)), tiny_config(32)
-    store = open_database(street / "database", model, config, 16, 4, CPU, progress=False)
+    store = open_database(street / "database", model, config, on_cpu(16, 4))
     assert len(store) == 10 and store.descriptors.shape == (10, 32)
     assert store.signature == ModelSignature.of(model, config.model, 16)
-    build_store(model, street / "database", list(store.paths), store.signature, 4, CPU, path=tmp_path / "db.npy",
-                progress=False)
-    assert open_database(tmp_path / "db.npy", model, config, 16, 4, CPU).source == tmp_path / "db.npy"
+    build_store(model, street / "database", list(store.paths), store.signature, on_cpu(16, 4),
+                path=tmp_path / "db.npy")
+    assert open_database(tmp_path / "db.npy", model, config, on_cpu(16, 4)).source == tmp_path / "db.npy"
     other = IndexNet(unit_rows(np.random.default_rng(1), 16, dim=32))
     with pytest.raises(CheckpointError, match=r"db\.npy: extracted with weights_sha256="):
-        open_database(tmp_path / "db.json", other, config, 16, 4, CPU)
+        open_database(tmp_path / "db.json", other, config, on_cpu(16, 4))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="empty: holds no image"):
-        open_database(tmp_path / "empty", model, config, 16, 4, CPU)
+        open_database(tmp_path / "empty", model, config, on_cpu(16, 4))
 
 
 def test_an_unreadable_photo_is_named(street: Path, tmp_path: Path) -> None:
     model, signature = _index_model(street, {})
-    database = build_store(model, street / "database", list_images(street / "database"), signature, 4, CPU,
-                           progress=False)
+    database = build_store(model, street / "database", list_images(street / "database"), signature, on_cpu(16, 4))
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"")
     with pytest.raises(BadImageError, match=r"broken\.jpg: empty file"):
-        predict(model, [broken], database, k=3, device=CPU, progress=False)
+        predict(model, [broken], database, 3, on_cpu(16, 4))
 
 
 def test_predict_command_writes_table_json_pictures_and_maps(street: Path, tmp_path: Path, capsys) -> None:
@@ -140,8 +137,8 @@ def test_a_photo_that_is_itself_in_the_database_is_found_and_warned_about(street
     link.symlink_to(paths[5])
     write_index_image(same_name, 11)
     model, signature = _index_model(street, {})
-    database = build_store(model, street / "database", paths, signature, 4, CPU, progress=False)
-    found = predict(model, [paths[2], copy, link, same_name], database, k=2, device=CPU, progress=False)
+    database = build_store(model, street / "database", paths, signature, on_cpu(16, 4))
+    found = predict(model, [paths[2], copy, link, same_name], database, 2, on_cpu(16, 4))
     assert [p.in_database for p in found] == [paths[2], paths[3], paths[5], None]
     assert found[0].to_dict()["in_database"] == str(paths[2]) and found[3].to_dict()["in_database"] is None
     assert (f"photo {copy.name} is itself in the database (as {paths[3]}): its match at distance 0 says nothing of "

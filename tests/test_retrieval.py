@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cosplace_xs.config import ApproximateConfig
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.evaluation.retrieval import ApproximateSearch, approximate_knn, knn
+from cosplace_xs.evaluation.retrieval import approximate_knn, factory_string, knn
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -56,7 +57,7 @@ def test_chunked_search_of_a_float16_memory_map_equals_in_memory_search(vectors,
 
 def test_ivf_visiting_every_cell_is_exact(vectors) -> None:
     database, queries = vectors
-    options = ApproximateSearch("ivf", nlist=4, nprobe=4, train_size=150)
+    options = ApproximateConfig("ivf", nlist=4, nprobe=4, train_size=150)
     _, indices = approximate_knn(database, queries, 5, options)
     np.testing.assert_array_equal(indices, knn(database, queries, 5)[1])
 
@@ -65,16 +66,18 @@ def test_ivfpq_finds_near_duplicates_of_well_separated_points() -> None:
     generator = np.random.default_rng(3)
     database = _unit(generator.standard_normal((300, 16)))
     queries = _unit(database[::10] + 0.01 * generator.standard_normal((30, 16)).astype(np.float32))
-    options = ApproximateSearch("ivfpq", nlist=2, nprobe=2, pq_m=4, pq_nbits=4)  # 16 codes: fast to train
+    options = ApproximateConfig("ivfpq", nlist=2, nprobe=2, pq_m=4, pq_nbits=4)  # 16 codes: fast to train
     _, indices = approximate_knn(database, queries, 3, options)
     assert indices[:, 0].tolist() == list(range(0, 300, 10))
 
 
 def test_approximate_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="--approximate='hnsw'"):
-        ApproximateSearch("hnsw")
+    with pytest.raises(ConfigError, match="--approximate=hnsw is out of range: one of ivf, ivfpq"):
+        ApproximateConfig("hnsw")
+    with pytest.raises(ConfigError, match="--nprobe=0 is out of range: >= 1"):
+        ApproximateConfig("ivf", nprobe=0)
     with pytest.raises(ConfigError, match="--pq-m=5 must divide the descriptor size 16"):
-        ApproximateSearch("ivfpq", pq_m=5).factory_string(1000, 16)
+        factory_string(ApproximateConfig("ivfpq", pq_m=5), 1000, 16)
     with pytest.raises(ConfigError, match="--pq-nbits=8 needs at least 256"):
-        ApproximateSearch("ivfpq", pq_m=4).factory_string(100, 16)
-    assert ApproximateSearch("ivf", nlist=1024).factory_string(390, 16) == "IVF10,Flat"  # 39 points per cell
+        factory_string(ApproximateConfig("ivfpq", pq_m=4), 100, 16)
+    assert factory_string(ApproximateConfig("ivf", nlist=1024), 390, 16) == "IVF10,Flat"  # 39 points per cell

@@ -26,6 +26,46 @@ BACKBONE_NAMES = ("resnet18", "resnet50", "resnet101", "resnet152", "vgg16")  # 
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
 MAX_IMAGE_SIZE = 4096  # pixels a side: beyond this a square batch of a few images exhausts any memory
+MAX_IMAGE_PIXELS = 40_000_000  # 40 megapixels: above any street-view photo (SF-XS: 0.26 MP, phones: 12-50 MP)
+INFERENCE_BATCH_SIZE = 32
+# on a CPU-only machine, decoding in worker processes preempts the model's threads (measured: bf16 extraction
+# at 75% of the bare model with 2 workers, 92% with none); a GPU does not share the cores with the decoders
+AUTO_WORKERS = {"cpu": 0, "cuda": 4}
+AUTO_WORKERS_TEXT = f"{AUTO_WORKERS['cpu']} on the CPU, where they would slow the model; {AUTO_WORKERS['cuda']} on CUDA"
+APPROXIMATE_KINDS = ("ivf", "ivfpq")
+
+
+# Options that several groups hold (training and inference, a run's eval group and the eval command): each
+# default, help text and range is written once, here.
+def device_option() -> Any:
+    return option("auto", f"compute device: {DEVICE_TEXT} (auto: CUDA when present)", metavar="DEVICE",
+                  pattern=DEVICE_PATTERN, allowed=DEVICE_TEXT)
+
+
+def precision_option() -> Any:
+    return option("auto", "auto = fp16 mixed precision on CUDA, fp32 on the CPU; bf16 autocast works on both",
+                  choices=("auto", *PRECISIONS))
+
+
+def max_image_pixels_option() -> Any:
+    return option(MAX_IMAGE_PIXELS, "images whose header declares more pixels (width x height) are refused before "
+                  "decoding (decompression bombs)", metavar="PIXELS", low=1, allowed=">= 1 pixel")
+
+
+def inference_batch_size_option(**facts: Any) -> Any:
+    return option(INFERENCE_BATCH_SIZE, "images per inference batch", low=1, **facts)
+
+
+def inference_workers_option(**facts: Any) -> Any:
+    return option(None, "image-decoding processes of inference", low=0, high=256, allowed=">= 0 or auto",
+                  default_text=AUTO_WORKERS_TEXT, **facts)
+
+
+def image_size_option(default: int | None, help: str, metavar: str = "PIXELS", **facts: Any) -> Any:
+    return option(default, help, metavar=metavar, low=16, high=MAX_IMAGE_SIZE, **facts)
+
+
+COMPILE_HELP = "torch.compile the model: faster steps (fused BatchNorm, ReLU, pooling) after 10-60 s of compilation"
 
 
 @dataclass
@@ -133,25 +173,22 @@ class TrainConfig(OptionGroup):
     GROUP: ClassVar[str] = "train"
 
     dataset: str = option("data/synthetic_city", "dataset root holding train/ (and val/)", command_line=False)
-    image_size: int = option(224, "side of the square training images, in pixels", metavar="PIXELS", low=16,
-                             high=MAX_IMAGE_SIZE, allowed=f"16 to {MAX_IMAGE_SIZE} pixels")
+    image_size: int = image_size_option(224, "side of the square training images, in pixels",
+                                        allowed=f"16 to {MAX_IMAGE_SIZE} pixels")
     batch_size: int = option(32, "classes per batch (one image of each)", low=1)
     epochs: int = option(8, "epochs; epoch e trains group e mod groups_num", low=1)
     iterations_per_epoch: int = option(10_000, "batches per epoch", low=1)
     seed: int = option(0, "seed of every random draw (stateless: a resumed run draws what an unbroken one would)",
                        low=0, high=2**32 - 1)
-    device: str = option("auto", f"compute device: {DEVICE_TEXT} (auto: CUDA when present)", metavar="DEVICE",
-                         pattern=DEVICE_PATTERN,
-                         allowed=DEVICE_TEXT)
-    precision: str = option("auto", "auto = fp16 mixed precision on CUDA, fp32 on the CPU; bf16 autocast works on "
-                                    "both", choices=("auto", *PRECISIONS))
+    device: str = device_option()
+    precision: str = precision_option()
     num_workers: int = option(2, "image-decoding processes of training", low=0, high=256)
     checkpoint_every: int = option(500, "iterations between mid-epoch checkpoints (0: at epoch ends only)", low=0)
     skip_bad_images: bool = option(False, "skip (and list) unusable training images instead of stopping")
     validate: bool = option(True, "measure val Recall@N after each epoch and keep the best as best.pt")
     channels_last: bool = option(True, "channels_last memory format (faster convolutions)")
-    compile: bool = option(False, "torch.compile the model: faster steps (fused BatchNorm, ReLU, pooling) after "
-                                  "10-60 s of compilation at the first batch of training and of validation")
+    compile: bool = option(False, f"{COMPILE_HELP} at the first batch of training and of validation")
+    max_image_pixels: int = max_image_pixels_option()
 
 
 POSITIVE_DIST_THRESHOLD = 25.0  # metres: a database image this close to a query is a positive (DESIGN section 5)
@@ -169,14 +206,54 @@ class EvalConfig(OptionGroup):
                                             allowed="> 0 metres")
     recall_values: tuple[int, ...] = option(default_factory=lambda: RECALL_VALUES, help="the N of Recall@N",
                                             metavar="N", low=1, allowed="positive integers")
-    image_size: int | None = option(None, "side of the square evaluation images, in pixels",
-                                    flag="--eval-image-size", metavar="PIXELS", low=16, high=MAX_IMAGE_SIZE,
-                                    allowed=f"16 to {MAX_IMAGE_SIZE} pixels, or null for the training size",
-                                    default_text="the training size")
-    batch_size: int = option(32, "images per inference batch", flag="--eval-batch-size", low=1)
-    num_workers: int | None = option(None, "image-decoding processes of inference", flag="--eval-num-workers",
-                                     low=0, high=256, allowed=">= 0 or auto",
-                                     default_text="0 on the CPU, where they would slow the model; 4 on CUDA")
+    image_size: int | None = image_size_option(None, "side of the square evaluation images, in pixels",
+                                               flag="--eval-image-size", default_text="the training size",
+                                               allowed=f"16 to {MAX_IMAGE_SIZE} pixels, or null for the training "
+                                                       "size")
+    batch_size: int = inference_batch_size_option(flag="--eval-batch-size")
+    num_workers: int | None = inference_workers_option(flag="--eval-num-workers")
+@dataclass
+class InferenceConfig(OptionGroup):
+    """How `eval` and `predict` run the model on images: batch, decoding, device, precision, compilation, size.
+
+    Not part of a run's config.yaml: these say how this machine runs a checkpoint, not how it was trained."""
+
+    GROUP: ClassVar[str] = "inference"
+
+    batch_size: int = inference_batch_size_option()
+    num_workers: int | None = inference_workers_option()
+    device: str = device_option()
+    precision: str = precision_option()
+    compile: bool = option(False, f"{COMPILE_HELP} (and again for each new batch shape)")
+    image_size: int | None = image_size_option(None, "resize every image to N x N", metavar="N",
+                                               default_text="the checkpoint's evaluation size, else its training "
+                                                            "size", allowed=f"16 to {MAX_IMAGE_SIZE} pixels")
+    native_size: bool = option(False, "keep every image's own size (CosPlace's way for queries)")
+    max_image_pixels: int = max_image_pixels_option()
+
+    def check_together(self, source: str | None) -> None:
+        require(not (self.native_size and self.image_size is not None), self.GROUP, type(self),
+                ("image_size", "native_size"), (self.image_size, self.native_size), "give one of them, not both",
+                source)
+
+
+@dataclass
+class ApproximateConfig(OptionGroup):
+    """An inverted-file index searched beside the exact k-NN: `ivf` (IVF-Flat) or `ivfpq` (IVF with product
+    quantisation). An IVF-Flat index stores its own float32 copy of the database; IVF-PQ stores pq_m * pq_nbits
+    bits per image."""
+
+    GROUP: ClassVar[str] = "approximate"
+
+    kind: str | None = option(None, "also search with an IVF-Flat or IVF-PQ index and report its Recall@N",
+                              flag="--approximate", choices=APPROXIMATE_KINDS, default_text="exact search only")
+    nlist: int = option(1024, "IVF cells (k-means; lowered for small databases)", low=1)
+    nprobe: int = option(16, "IVF cells visited per query", low=1)
+    pq_m: int = option(32, "IVF-PQ sub-vectors per descriptor", low=1)
+    pq_nbits: int = option(8, "IVF-PQ bits per sub-vector code", low=1)
+    train_size: int = option(100_000, "database descriptors sampled (seeded) to train the index", low=1,
+                             command_line=False)
+    seed: int = option(0, "seed of the training sample", low=0, command_line=False)
 
 
 @dataclass

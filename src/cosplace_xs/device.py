@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
+from cosplace_xs.config import AUTO_WORKERS
 from cosplace_xs.errors import ConfigError
 
 
@@ -30,12 +31,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("option --precision=fp16 needs a CUDA device; on the CPU use bf16 or fp32")
     return precision
-
-
-# on a CPU-only machine, decoding in worker processes preempts the model's threads (measured: bf16 extraction
-# at 75% of the bare model with 2 workers, 92% with none); a GPU does not share the cores with the decoders
-AUTO_WORKERS = {"cpu": 0, "cuda": 4}
-AUTO_WORKERS_TEXT = f"{AUTO_WORKERS['cpu']} on the CPU, where they would slow the model; {AUTO_WORKERS['cuda']} on CUDA"
 
 
 def resolve_num_workers(num_workers: int | None, device: torch.device) -> int:

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from cosplace_xs.config import RunConfig
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, RunConfig
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.errors import BadFileNameError
 from cosplace_xs.evaluation.descriptor_store import DescriptorStore, ModelSignature, build_store, load_store
 from cosplace_xs.evaluation.descriptors import extract_descriptors
+from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.retrieval import knn
 
 log = logging.getLogger(__name__)
@@ -138,16 +138,14 @@ def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database:
                       in_database)
 
 
-def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorStore, k: int,
-            device: torch.device, precision: str = "fp32", batch_size: int = 32, num_workers: int | None = None,
-            cosface_scale: float = 30.0, radius: float = 25.0, progress: bool = True) -> list[Prediction]:
+def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorStore, k: int, inference: Inference,
+            cosface_scale: float = 30.0, radius: float = POSITIVE_DIST_THRESHOLD) -> list[Prediction]:
     """Geolocate each photo by its k nearest database descriptors (exact L2 search).
 
     Photos are read at the database's image size (its signature), so that both sides are comparable;
-    `radius` (metres) is the agreement radius of `confidence`, 25 m as the positives of DESIGN section 5.
+    `radius` (metres) is the agreement radius of `confidence`, the positive threshold of DESIGN section 5.
     """
-    queries = extract_descriptors(model, image_paths, database.signature.image_size, batch_size, device, precision,
-                                  num_workers, desc="photos", progress=progress)
+    queries = extract_descriptors(model, image_paths, inference.at_size(database.signature.image_size), "photos")
     squared, indices = knn(database.descriptors, queries, k)
     in_database = find_in_database([Path(p) for p in image_paths], database)
     for photo, same in zip(image_paths, in_database, strict=True):
@@ -158,15 +156,12 @@ def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorS
             for row, query in enumerate(image_paths)]
 
 
-def open_database(source: Path, model: nn.Module, config: RunConfig, image_size: int | None, batch_size: int,
-                  device: torch.device, precision: str = "fp32", num_workers: int | None = None,
-                  progress: bool = True) -> DescriptorStore:
-    """A descriptor store file (`.npy` or `.json`, checked against the model), or a folder of database images
-    (named in the dataset format) whose descriptors are extracted now, in memory."""
-    signature = ModelSignature.of(model, config.model, image_size)
+def open_database(source: Path, model: nn.Module, config: RunConfig, inference: Inference) -> DescriptorStore:
+    """A descriptor store file (`.npy` or `.json`, checked against the model and `inference.image_size`), or a
+    folder of database images (named in the dataset format) whose descriptors are extracted now, in memory."""
+    signature = ModelSignature.of(model, config.model, inference.image_size)
     if source.suffix.lower() in STORE_SUFFIXES:
         return load_store(source, signature)
     paths = list_images(source, "database images")
     log.info("extracting %d database descriptors from %s", len(paths), source)
-    return build_store(model, source, paths, signature, batch_size, device, precision, num_workers,
-                       progress=progress)
+    return build_store(model, source, paths, signature, inference)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosplace_xs import seeding
-from cosplace_xs.augment import BatchAugmentation, describe
 from cosplace_xs.cli.augment_options import add_augment_arguments, augment_config_from_args
+from cosplace_xs.cli.option_flags import add_group_arguments, given_values
 from cosplace_xs.config import TrainConfig
-from cosplace_xs.data.images import read_image
 from cosplace_xs.errors import BadImageError, ConfigError
-from cosplace_xs.visualize.augment_grid import save_augment_preview
+from cosplace_xs.options import COMMAND_LINE
+
+TRAIN = "train_"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,24 +22,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("preview.png"), help="PNG file to write")
     parser.add_argument("--samples", type=int, default=8, help="augmented samples per image")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random augmentation parameters")
-    parser.add_argument("--image-size", type=int, default=TrainConfig.image_size,
-                        help="side of the training images: inputs are read at this size, as training reads them")
+    # inputs are read as training reads them: at its image size, refused above its pixel limit
+    add_group_arguments(parser, TrainConfig, TRAIN, only=("image_size", "max_image_pixels"))
     add_augment_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs import seeding
+    from cosplace_xs.augment import BatchAugmentation, describe
+    from cosplace_xs.data.images import read_image
+    from cosplace_xs.visualize.augment_grid import save_augment_preview
+
     if args.samples < 1:
         raise ConfigError(f"option --samples={args.samples} is out of range: >= 1")
-    if args.image_size < 16:
-        raise ConfigError(f"option --image-size={args.image_size} is out of range: >= 16 pixels")
+    train = TrainConfig.build(given_values(args, TRAIN), COMMAND_LINE)
     config = augment_config_from_args(args)
-    augmentation = BatchAugmentation(config, args.image_size)
+    augmentation = BatchAugmentation(config, train.image_size)
     for path in args.images:
         if not path.exists():  # a FIFO or device is not a file either: read_image says what it is
             raise BadImageError(f"{path}: no such image file; check the path")
-    images = [read_image(path, size=args.image_size) for path in args.images]
-    title = (f"{describe(config)} | {args.image_size} px, seed {args.seed} | "
+    images = [read_image(path, train.image_size, train.max_image_pixels) for path in args.images]
+    title = (f"{describe(config)} | {train.image_size} px, seed {args.seed} | "
              "first column: original, then augmented samples")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_augment_preview(images, augmentation, args.samples, seeding.generator(args.seed, seeding.AUGMENT),

@@ -6,9 +6,12 @@ import argparse
 import os
 from pathlib import Path
 
-from cosplace_xs.data.images import MAX_IMAGE_PIXELS
-from cosplace_xs.data.scan import scan_folder
+from cosplace_xs.cli.option_flags import add_group_arguments, given_values
+from cosplace_xs.config import TrainConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import COMMAND_LINE
+
+TRAIN = "train_"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,23 +24,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="also exit 1 on warnings (non-image files, FIFOs and other special files, "
                              "duplicate names)")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding threads")
-    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS, metavar="PIXELS",
-                        help="images whose header declares more pixels (width x height) are unusable, refused "
-                             f"before decoding (decompression bombs); default {MAX_IMAGE_PIXELS} (40 megapixels)")
+    add_group_arguments(parser, TrainConfig, TRAIN, only=("max_image_pixels",))
     parser.add_argument("--limit", type=int, default=50, help="problems shown per kind (0: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.data.scan import scan_folder
+
     if args.workers < 1:
         raise ConfigError(f"option --workers={args.workers} is out of range: >= 1")
     if args.limit < 0:
         raise ConfigError(f"option --limit={args.limit} is out of range: >= 0 (0 shows all)")
-    if args.max_image_pixels < 1:
-        raise ConfigError(f"option --max-image-pixels={args.max_image_pixels} is out of range: >= 1 pixel")
-    report = scan_folder(args.folder, progress=not args.no_progress, workers=args.workers,
-                         max_pixels=args.max_image_pixels)
+    max_pixels = TrainConfig.build(given_values(args, TRAIN), COMMAND_LINE).max_image_pixels
+    report = scan_folder(args.folder, progress=not args.no_progress, workers=args.workers, max_pixels=max_pixels)
     print(report.format(limit=args.limit or None))
     failed = not report.ok or (args.strict and report.num_warnings > 0)
     return 1 if failed else 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import torch
 from cosplace_xs.config import RunConfig
 from cosplace_xs.data.layout import find_test_set
 from cosplace_xs.data.test_set import load_test_set
-from cosplace_xs.device import resolve_device
 from cosplace_xs.evaluation.evaluate import evaluate_model
+from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.model.network import build_model
 from cosplace_xs.synthetic.city import city_preset, generate_city
@@ -48,10 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _recalls(model: torch.nn.Module, test_sets: list, config: RunConfig, progress: bool) -> list[dict[int, float]]:
-    device = resolve_device(config.train.device)
-    eval_config = dataclasses.replace(config.eval, image_size=config.train.image_size)
-    return [evaluate_model(model.to(device).eval(), test_set, eval_config, device, progress=progress).recalls
+def _recalls(model: torch.nn.Module, test_sets: list, config: RunConfig,
+             inference: Inference) -> list[dict[int, float]]:
+    return [evaluate_model(model.to(inference.device).eval(), test_set, config.eval, inference).recalls
             for test_set in test_sets]
 
 
@@ -67,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                  for name in ("test", "tokyo_xs/test")]
 
     torch.manual_seed(config.train.seed)  # the same initial weights as the training run below
-    before = _recalls(build_model(config.model), test_sets, config, not args.no_progress)
+    inference = Inference.of_run(config, config.train.device, not args.no_progress)
+    before = _recalls(build_model(config.model), test_sets, config, inference)
     run_dir = new_run_dir(args.runs_root, config)
     print(f"training ResNet-18 from random weights in {run_dir} ...")
     try:
@@ -75,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         discard_unused_run_dir(run_dir)  # a start refused before its first file leaves no empty folder
         raise
-    model, _ = load_trained_model(run_dir / "best.pt", resolve_device(config.train.device))
-    after = _recalls(model, test_sets, config, not args.no_progress)
+    model, _ = load_trained_model(run_dir / "best.pt", inference.device)
+    after = _recalls(model, test_sets, config, inference)
 
     print(f"\n{'test set':<22}{'queries':>8}{'R@1 before':>12}{'R@1 after':>11}{'R@5 before':>12}{'R@5 after':>11}")
     for test_set, old, new in zip(test_sets, before, after, strict=True):

@@ -2,8 +2,8 @@
 
 Prints a table, writes predictions.json and one picture per photo (photo + top k), and with --map an HTML map
 per photo. Confidence: the share of the top-k similarity (softmax of CosFace-scaled cosines) that lies within
-the positive threshold (25 m) of the best match. Photos named in the dataset format also get their error in
-metres.
+the positive threshold (the checkpoint's, unless --positive-dist-threshold is given) of the best match.
+Photos named in the dataset format also get their error in metres.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from cosplace_xs.cli.eval import add_inference_arguments, check_inference_options, eval_image_size
+from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
+from cosplace_xs.data.images import special_file_kind
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.names import display_name
-from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import BadImageError, ConfigError
-from cosplace_xs.evaluation.model_loading import load_trained_model
+from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
+from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
 from cosplace_xs.predict import Prediction, open_database, predict
 from cosplace_xs.visualize.predictions import save_retrieval_picture
 from cosplace_xs.visualize.result_map import save_result_map
@@ -39,12 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--map", action="store_true", help="also write an HTML map per photo")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: ./predict-<date-time>)")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--image-size", type=int, metavar="N",
-                      help="resize images to N x N (default: the training size)")
-    size.add_argument("--native-size", action="store_true", help="keep every image's own size")
-    add_inference_arguments(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_inference_arguments(parser, scoring=("positive_dist_threshold",))
     parser.set_defaults(run=run)
 
 
@@ -56,6 +52,9 @@ def photo_paths(items: list[Path]) -> list[Path]:
             photos += list_images(item, "photos")
         elif item.is_file():
             photos.append(item)
+        elif item.exists():  # a FIFO would block the reader, a device never end
+            raise BadImageError(f"{item}: {special_file_kind(item.stat().st_mode)}, not a regular file; give a "
+                                "photo or a folder of photos")
         else:
             raise BadImageError(f"{item}: no such photo file or folder")
     return photos
@@ -112,19 +111,16 @@ def warnings(predictions: list[Prediction], mapped: bool) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_inference_options(args)
+    options, given = inference_options(args), scoring_given(args)
     if args.k < 1:
         raise ConfigError(f"option --k={args.k} is out of range: >= 1")
     photos = photo_paths(args.images)
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    model, config = load_trained_model(args.checkpoint, device, args.compile)
-    image_size = eval_image_size(args, config)
-    progress = not args.no_progress
-    database = open_database(args.database, model, config, image_size, args.batch_size, device, precision,
-                             args.num_workers, progress)
-    predictions = predict(model, photos, database, args.k, device, precision, args.batch_size, args.num_workers,
-                          cosface_scale=config.loss.s, radius=config.eval.positive_dist_threshold, progress=progress)
+    model, config = read_trained_model(args.checkpoint)
+    inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
+    model = place_model(model, config, inference.device, options.compile)
+    radius = scoring_options(config, given).positive_dist_threshold
+    database = open_database(args.database, model, config, inference)
+    predictions = predict(model, photos, database, args.k, inference, cosface_scale=config.loss.s, radius=radius)
     out = args.out or Path(f"predict-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     print(format_predictions(predictions))
@@ -132,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         stem = f"{index:03d}-{display_name(prediction.query.stem)[:60]}"
         save_retrieval_picture(prediction.query, [m.path for m in prediction.matches],
                                [m.error_m for m in prediction.matches], out / f"{stem}.png",
-                               config.eval.positive_dist_threshold, title=picture_title(prediction))
+                               radius, title=picture_title(prediction))
         if args.map:
             _map(prediction, out / f"{stem}.html")
     (out / "predictions.json").write_text(json.dumps([p.to_dict() for p in predictions], indent=2) + "\n")

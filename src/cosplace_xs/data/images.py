@@ -3,8 +3,8 @@
 Every supported image becomes 8-bit RGB: 16-bit PNGs are scaled (65535 -> 255), grey, palette, 1-bit and CMYK
 images are converted, an alpha channel is dropped (a transparent pixel keeps the colour stored under it) and the
 EXIF orientation is applied, as PIL's `ImageOps.exif_transpose` does. The header is read before any pixel is, so
-an image above `MAX_IMAGE_PIXELS` (a decompression bomb: a few bytes that decode to gigabytes) is refused
-without allocating it.
+an image above `max_pixels` (option --max-image-pixels; a decompression bomb: a few bytes that decode to
+gigabytes) is refused without allocating it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
+from cosplace_xs.config import MAX_IMAGE_PIXELS
 from cosplace_xs.errors import BadImageError
 
-MAX_IMAGE_PIXELS = 40_000_000  # 40 megapixels: above any street-view photo (SF-XS: 0.26 MP, phones: 12-50 MP)
 FILE_TYPES = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
               stat.S_ISBLK: "a block device", stat.S_ISDIR: "a folder"}
 JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0-SOF15 (not DHT, JPG, DAC)

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
-
-from cosplace_xs.data.images import MAX_IMAGE_PIXELS, decode, read_image_file
+from cosplace_xs.config import MAX_IMAGE_PIXELS
+from cosplace_xs.data.images import decode, read_image_file
 from cosplace_xs.data.layout import QUERY_FOLDER_NAMES, walk_folder
 from cosplace_xs.data.names import IMAGE_EXTENSIONS, display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, BadImageError, DatasetLayoutError
+from cosplace_xs.progress import tracked
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +201,7 @@ def scan_images(paths: Iterable[Path], require_heading: bool = False, progress: 
     workers = min(workers or min(8, os.cpu_count() or 1), len(paths))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = pool.map(partial(_check_file, max_pixels=max_pixels), paths, chunksize=8)
-        for path, found in zip(paths, tqdm(results, total=len(paths), desc=desc, unit="img", disable=not progress),
-                               strict=True):
+        for path, found in zip(paths, tracked(results, len(paths), desc, "img", enabled=progress), strict=True):
             if found is not None:
                 getattr(report, found[0]).append((path, found[1]))
     log.info("checked %d images: %d errors, %d warnings", report.scanned, report.num_errors, report.num_warnings)

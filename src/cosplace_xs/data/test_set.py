@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD
 from cosplace_xs.data.layout import find_test_set, list_images
 from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, ConfigError
@@ -96,7 +97,7 @@ def require_a_positive(test_set: TestSet, way_out: str) -> None:
     )
 
 
-def load_test_set(path: str | Path, positive_dist_threshold: float = 25.0, split: str = "test") -> TestSet:
+def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DIST_THRESHOLD, split: str = "test") -> TestSet:
     """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/`."""
     if not positive_dist_threshold > 0:
         raise ConfigError(f"option --positive-dist-threshold={positive_dist_threshold} is out of range: > 0 metres")

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cosplace_xs import seeding
+from cosplace_xs.config import MAX_IMAGE_PIXELS
 from cosplace_xs.data.images import read_image
 from cosplace_xs.data.split import Group, TrainSplit
 from cosplace_xs.errors import ConfigError
@@ -30,7 +31,7 @@ class GroupBatches(Dataset):
     (drop_last, reshuffled each time they run out), one seeded random image per class."""
 
     def __init__(self, split: TrainSplit, group: Group, batch_size: int, image_size: int, seed: int,
-                 epoch: int, part: slice = slice(None)) -> None:
+                 epoch: int, part: slice = slice(None), max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         if len(group.class_ids) < batch_size:
             raise ConfigError(f"--batch-size={batch_size} exceeds the {len(group.class_ids)} classes of the group")
         self.paths = split.image_paths
@@ -40,6 +41,7 @@ class GroupBatches(Dataset):
         self.seed = seed
         self.epoch = epoch
         self.part = part  # this process's share of each batch under distributed training
+        self.max_pixels = max_pixels
         self.batches_per_pass = len(group.class_ids) // batch_size
 
     def classes_of_batch(self, iteration: int) -> torch.Tensor:
@@ -58,5 +60,5 @@ class GroupBatches(Dataset):
         for class_index, pick in zip(classes.tolist(), picks.tolist(), strict=True):
             members = self.group.class_images[class_index]
             path = self.paths[members[int(pick * len(members))]]
-            images.append(read_image(path, self.image_size))
+            images.append(read_image(path, self.image_size, self.max_pixels))
         return torch.stack(images), classes

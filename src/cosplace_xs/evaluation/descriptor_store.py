@@ -28,6 +28,7 @@ from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.data.test_set import read_utm
 from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.evaluation.descriptors import extract_descriptors
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,19 @@ class ModelSignature:
     backbone: str
     fc_output_dim: int
     weights_sha256: str
-    image_size: int | None  # None: native size
+    image_size: ImageSize
 
     @classmethod
-    def of(cls, model: nn.Module, config: ModelConfig, image_size: int | None) -> ModelSignature:
+    def of(cls, model: nn.Module, config: ModelConfig, image_size: ImageSize) -> ModelSignature:
         return cls(config.backbone, config.fc_output_dim, weights_digest(model), image_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the sidecar stores it: the native size as null."""
+        return {**dataclasses.asdict(self), "image_size": None if self.image_size is NATIVE else self.image_size}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSignature:
+        return cls(**{**data, "image_size": NATIVE if data["image_size"] is None else data["image_size"]})
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +130,7 @@ def _write_sidecar(path: Path, database_dir: Path, paths: Sequence[Path], east_n
                    latlon: np.ndarray, signature: ModelSignature, dtype: str, shape: tuple[int, int]) -> None:
     data: dict[str, Any] = {
         "format": STORE_FORMAT,
-        "signature": dataclasses.asdict(signature),
+        "signature": signature.to_dict(),
         "dtype": dtype,
         "shape": list(shape),
         "database_dir": str(database_dir.resolve()),
@@ -135,16 +144,15 @@ def _write_sidecar(path: Path, database_dir: Path, paths: Sequence[Path], east_n
 
 
 def build_store(model: nn.Module, database_dir: Path, paths: Sequence[Path], signature: ModelSignature,
-                batch_size: int, device: torch.device, precision: str = "fp32", num_workers: int | None = None,
-                path: Path | None = None, dtype: str = "float16", progress: bool = True,
+                inference: Inference, path: Path | None = None, dtype: str = "float16",
                 desc: str = "database") -> DescriptorStore:
     """Extract the database descriptors; with `path`, straight into a memory-mapped `.npy` plus its sidecar."""
+    assert signature.image_size == inference.image_size, "the signature names the size the images are read at"
     if dtype not in STORE_DTYPES:
         raise ConfigError(f"descriptor store dtype {dtype!r}: use one of {', '.join(STORE_DTYPES)}")
     east_north, latlon = database_positions(paths, database_dir)
     if path is None:
-        descriptors = extract_descriptors(model, paths, signature.image_size, batch_size, device, precision,
-                                          num_workers, desc, progress=progress)
+        descriptors = extract_descriptors(model, paths, inference, desc)
         return DescriptorStore(descriptors, tuple(paths), east_north, latlon, signature)
     array_path = _array_path(path)
     array_path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +161,7 @@ def build_store(model: nn.Module, database_dir: Path, paths: Sequence[Path], sig
     shape = (len(paths), signature.fc_output_dim)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        extract_descriptors(model, paths, signature.image_size, batch_size, device, precision, num_workers, desc,
-                            out=out, progress=progress)
+        extract_descriptors(model, paths, inference, desc, out=out)
         out.flush()
         del out
         os.replace(tmp, array_path)
@@ -172,7 +179,7 @@ def load_store(path: str | Path, expected: ModelSignature | None = None) -> Desc
                           f"{sidecar.name}); create it with `cosplace-xs eval --save-descriptors DIR`")
     try:
         data = json.loads(sidecar.read_text())
-        signature = ModelSignature(**data["signature"])
+        signature = ModelSignature.from_dict(data["signature"])
         descriptors = np.load(array_path, mmap_mode="r")
         root = Path(data["database_dir"])
         paths = tuple(root / p for p in data["paths"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +17,32 @@ import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from cosplace_xs.augment import normalize
+from cosplace_xs.config import MAX_IMAGE_PIXELS
 from cosplace_xs.data.images import read_image
-from cosplace_xs.device import autocast, resolve_num_workers
+from cosplace_xs.data.workers import start_worker
+from cosplace_xs.device import autocast
 from cosplace_xs.errors import BadImageError
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
+from cosplace_xs.progress import progress_bar
 
 
 class ImageFiles(Dataset):
-    """Image files decoded to uint8 (3, H, W), resized to `size` x `size` unless `size` is None."""
+    """Image files decoded to uint8 (3, H, W), resized to `size` x `size` unless `size` is NATIVE; images
+    above `max_pixels` pixels are refused from their header."""
 
-    def __init__(self, paths: Sequence[Path], size: int | None) -> None:
+    def __init__(self, paths: Sequence[Path], size: ImageSize, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.paths = list(paths)
         self.size = size
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return read_image(self.paths[index], self.size), index
+        size = None if self.size is NATIVE else self.size
+        return read_image(self.paths[index], size, self.max_pixels), index
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
@@ -80,28 +87,29 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def _loader(dataset: ImageFiles, batch_size: int, device: torch.device, num_workers: int) -> DataLoader:
-    batching = ({"batch_sampler": size_batches(dataset.paths, batch_size)} if dataset.size is None
-                else {"batch_size": batch_size, "shuffle": False})
-    return DataLoader(dataset, **batching, num_workers=num_workers, pin_memory=device.type == "cuda",
-                      persistent_workers=False)
+def _loader(dataset: ImageFiles, inference: Inference) -> DataLoader:
+    batching = ({"batch_sampler": size_batches(dataset.paths, inference.batch_size)} if dataset.size is NATIVE
+                else {"batch_size": inference.batch_size, "shuffle": False})
+    # workers ignore Ctrl-C as training's do: the main process stops, not a worker in the middle of a batch
+    return DataLoader(dataset, **batching, num_workers=inference.num_workers,
+                      pin_memory=inference.device.type == "cuda", persistent_workers=False,
+                      worker_init_fn=partial(start_worker, False))
 
 
-def extract_descriptors(model: nn.Module, paths: Sequence[Path], image_size: int | None, batch_size: int,
-                        device: torch.device, precision: str = "fp32", num_workers: int | None = None,
-                        desc: str = "database", out: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
-    """Descriptors (len(paths), D) of the images, row i for paths[i]; the model must be on `device`.
+def extract_descriptors(model: nn.Module, paths: Sequence[Path], inference: Inference, desc: str = "database",
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Descriptors (len(paths), D) of the images, row i for paths[i]; the model must be on `inference.device`.
 
     `out`, when given, is filled and returned (e.g. a memory-mapped store, float16 or float32), so a large
-    database never sits in memory twice; otherwise a float32 array is allocated. `num_workers` None: as
-    `resolve_num_workers` chooses for the device.
+    database never sits in memory twice; otherwise a float32 array is allocated.
     """
     assert len(paths) > 0, "extraction needs at least one image"
-    dataset = ImageFiles(paths, image_size)
-    bar = tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=not progress, dynamic_ncols=True)
+    dataset = ImageFiles(paths, inference.image_size, inference.max_pixels)
+    device, precision = inference.device, inference.precision
+    bar = progress_bar(len(dataset), desc, "img", enabled=inference.progress, leave=False)
     with eval_mode(model), torch.inference_mode(), bar:
         try:
-            for images, indices in _loader(dataset, batch_size, device, resolve_num_workers(num_workers, device)):
+            for images, indices in _loader(dataset, inference):
                 # channels_last while still uint8: a quarter of the bytes to move, and normalize keeps the layout
                 images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 images = normalize(images)

@@ -6,15 +6,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
-from cosplace_xs.config import EvalConfig
+from cosplace_xs.config import ApproximateConfig, EvalConfig
 from cosplace_xs.data.test_set import TestSet
 from cosplace_xs.errors import ConfigError, DatasetLayoutError
 from cosplace_xs.evaluation.descriptors import extract_descriptors
+from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.recall import recall_at_n
-from cosplace_xs.evaluation.retrieval import ApproximateSearch, approximate_knn, knn
+from cosplace_xs.evaluation.retrieval import approximate_knn, knn
 
 
 @dataclass
@@ -44,23 +44,22 @@ def _check_sizes(test_set: TestSet, database_descriptors: np.ndarray | None) -> 
             f"{test_set.num_database} database images; extract them again for this database")
 
 
-def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, device: torch.device,
-                   precision: str = "fp32", database_descriptors: np.ndarray | None = None,
-                   approximate: ApproximateSearch | None = None, progress: bool = True) -> EvalResult:
-    """Recall@N of `model` (on `device`; its train/eval mode is restored afterwards) on `test_set`.
+def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, inference: Inference,
+                   database_descriptors: np.ndarray | None = None,
+                   approximate: ApproximateConfig | None = None) -> EvalResult:
+    """Recall@N (N in `config.recall_values`) of `model` (on `inference.device`; its train/eval mode is
+    restored afterwards) on `test_set`.
 
-    Database and queries are extracted at `config.image_size` (None: native size), unless database
-    descriptors are given (e.g. a memory-mapped store). With `approximate`, the same queries are also
-    searched through an IVF index and its Recall@N is reported beside the exact one.
+    Database and queries are extracted as `inference` says, unless database descriptors are given (e.g. a
+    memory-mapped store). With `approximate`, the same queries are also searched through an IVF index and its
+    Recall@N is reported beside the exact one.
     """
     _check_sizes(test_set, database_descriptors)
     start = time.perf_counter()
-    extract = dict(image_size=config.image_size, batch_size=config.batch_size, device=device,
-                   precision=precision, num_workers=config.num_workers, progress=progress)
     if database_descriptors is None:
-        database_descriptors = extract_descriptors(model, test_set.database_paths, desc=f"{test_set.name} database",
-                                                   **extract)
-    queries = extract_descriptors(model, test_set.queries_paths, desc=f"{test_set.name} queries", **extract)
+        database_descriptors = extract_descriptors(model, test_set.database_paths, inference,
+                                                   f"{test_set.name} database")
+    queries = extract_descriptors(model, test_set.queries_paths, inference, f"{test_set.name} queries")
     k = max(config.recall_values)
     distances, predictions = knn(database_descriptors, queries, k)
     recalls = recall_at_n(predictions, test_set.positives, config.recall_values)

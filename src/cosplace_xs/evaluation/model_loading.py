@@ -22,10 +22,27 @@ from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_mode
 
 def load_trained_model(checkpoint: str | Path, device: torch.device,
                        compiled: bool = False) -> tuple[GeoLocalizationNet, RunConfig]:
-    """The model of a checkpoint (a run folder means its best.pt, else last.pt) in eval mode on `device`,
-    and the run's options; weights that do not fit the options, or that are not finite, are a CheckpointError
-    naming the file.
+    """The model of a checkpoint (see `read_trained_model`) in eval mode on `device`, and the run's options.
     `compiled`: torch.compile the model in place (faster batches after a slow first one)."""
+    model, config = read_trained_model(checkpoint)
+    return place_model(model, config, device, compiled), config
+
+
+def place_model(model: GeoLocalizationNet, config: RunConfig, device: torch.device,
+                compiled: bool = False) -> GeoLocalizationNet:
+    """`model` in eval mode on `device`, in the memory format its run trained in, compiled if asked."""
+    model = model.to(device).eval()
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        compile_in_place(model, device)
+    return model
+
+
+def read_trained_model(checkpoint: str | Path) -> tuple[GeoLocalizationNet, RunConfig]:
+    """The model of a checkpoint (a run folder means its best.pt, else last.pt) on the CPU, and the run's
+    options; weights that do not fit the options, or that are not finite, are a CheckpointError naming the
+    file."""
     path = resolve_checkpoint(checkpoint)
     state = read_checkpoint(path)
     missing = [key for key in ("config", "model") if key not in state]
@@ -45,9 +62,4 @@ def load_trained_model(checkpoint: str | Path, device: torch.device,
     # the checkpoint holds every weight: fetching ImageNet weights first would be wasted (or fail offline)
     model = build_model(dataclasses.replace(config.model, pretrained="none"))
     load_model_state(model, state["model"], str(path))
-    model = model.to(device).eval()
-    if config.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if compiled:
-        compile_in_place(model, device)
     return model, config

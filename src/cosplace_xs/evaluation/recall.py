@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from cosplace_xs.config import RECALL_VALUES
+
 NO_HIT = np.iinfo(np.int64).max
 
 
@@ -22,7 +24,7 @@ def first_hit_ranks(predictions: np.ndarray, positives: Sequence[np.ndarray]) ->
 
 
 def recall_at_n(predictions: np.ndarray, positives: Sequence[np.ndarray],
-                recall_values: Iterable[int] = (1, 5, 10, 20)) -> dict[int, float]:
+                recall_values: Iterable[int] = RECALL_VALUES) -> dict[int, float]:
     """Recall@N in percent for each N: a query counts at N if one of its first N predictions is a positive.
 
     The denominator is every query, so queries without any positive count as misses. With fewer than N

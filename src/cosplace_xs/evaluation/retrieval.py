@@ -11,18 +11,18 @@ chunks. Distances are squared L2, as faiss returns them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
+from cosplace_xs.config import ApproximateConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 262_144  # 512 MiB of float32 512-d descriptors per converted chunk
 MIN_POINTS_PER_CENTROID = 39  # below this faiss's k-means warns that its centroids are poorly trained
-APPROXIMATE_KINDS = ("ivf", "ivfpq")
 
 
 def _float32_rows(database: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -55,50 +55,30 @@ def _chunk_knn(database: np.ndarray, queries: np.ndarray, k: int, start: int, ro
     return distances, indices + start
 
 
-@dataclass(frozen=True)
-class ApproximateSearch:
-    """Options of an inverted-file index: `ivf` (IVF-Flat) or `ivfpq` (IVF with product quantisation).
-
-    nlist: k-means cells; nprobe: cells visited per query; pq_m, pq_nbits: sub-vectors per descriptor and bits
-    per sub-vector code (IVF-PQ only); train_size: database descriptors sampled (seeded) to train the index.
-    An IVF-Flat index stores its own float32 copy of the database; IVF-PQ stores pq_m * pq_nbits bits per image.
-    """
-
-    kind: str = "ivf"
-    nlist: int = 1024
-    nprobe: int = 16
-    pq_m: int = 32
-    pq_nbits: int = 8
-    train_size: int = 100_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in APPROXIMATE_KINDS:
-            raise ConfigError(f"option --approximate={self.kind!r}: use one of {', '.join(APPROXIMATE_KINDS)}")
-        for option, value in (("--nlist", self.nlist), ("--nprobe", self.nprobe), ("--pq-m", self.pq_m),
-                              ("--pq-nbits", self.pq_nbits)):
-            if value < 1:
-                raise ConfigError(f"option {option}={value} is out of range: >= 1")
-
-    def factory_string(self, num_database: int, dim: int) -> str:
-        """The `faiss.index_factory` description, with nlist lowered to what the database can train."""
-        nlist = max(1, min(self.nlist, num_database // MIN_POINTS_PER_CENTROID))
-        if nlist < self.nlist:
-            log.info("--nlist %d lowered to %d for a database of %d descriptors", self.nlist, nlist, num_database)
-        if self.kind == "ivf":
-            return f"IVF{nlist},Flat"
-        if dim % self.pq_m:
-            raise ConfigError(f"option --pq-m={self.pq_m} must divide the descriptor size {dim}")
-        if num_database < 2**self.pq_nbits:
-            raise ConfigError(f"option --pq-nbits={self.pq_nbits} needs at least {2**self.pq_nbits} database "
-                              f"descriptors to train its codebooks; this database has {num_database}: lower it")
-        return f"IVF{nlist},PQ{self.pq_m}x{self.pq_nbits}"
+def factory_string(options: ApproximateConfig, num_database: int, dim: int) -> str:
+    """The `faiss.index_factory` description, with nlist lowered to what the database can train."""
+    assert options.kind is not None, "an index needs a kind"
+    nlist = max(1, min(options.nlist, num_database // MIN_POINTS_PER_CENTROID))
+    nlist_flag = flag_of(ApproximateConfig, "nlist")
+    if nlist < options.nlist:
+        log.info("%s %d lowered to %d for a database of %d descriptors", nlist_flag, options.nlist, nlist,
+                 num_database)
+    if options.kind == "ivf":
+        return f"IVF{nlist},Flat"
+    if dim % options.pq_m:
+        raise ConfigError(f"option {flag_of(ApproximateConfig, 'pq_m')}={options.pq_m} must divide the descriptor "
+                          f"size {dim}")
+    if num_database < 2**options.pq_nbits:
+        raise ConfigError(f"option {flag_of(ApproximateConfig, 'pq_nbits')}={options.pq_nbits} needs at least "
+                          f"{2**options.pq_nbits} database descriptors to train its codebooks; this database has "
+                          f"{num_database}: lower it")
+    return f"IVF{nlist},PQ{options.pq_m}x{options.pq_nbits}"
 
 
-def build_index(database: np.ndarray, options: ApproximateSearch, chunk_rows: int = CHUNK_ROWS) -> faiss.Index:
+def build_index(database: np.ndarray, options: ApproximateConfig, chunk_rows: int = CHUNK_ROWS) -> faiss.Index:
     """An approximate L2 index trained on a seeded sample of the database, which is then added in chunks."""
     assert len(database) > 0, "an index needs a database"
-    index = faiss.index_factory(database.shape[1], options.factory_string(*database.shape), faiss.METRIC_L2)
+    index = faiss.index_factory(database.shape[1], factory_string(options, *database.shape), faiss.METRIC_L2)
     generator = np.random.default_rng(options.seed)
     sample_size = min(options.train_size, len(database))
     sample = np.sort(generator.choice(len(database), size=sample_size, replace=False))
@@ -109,7 +89,7 @@ def build_index(database: np.ndarray, options: ApproximateSearch, chunk_rows: in
     return index
 
 
-def approximate_knn(database: np.ndarray, queries: np.ndarray, k: int, options: ApproximateSearch
+def approximate_knn(database: np.ndarray, queries: np.ndarray, k: int, options: ApproximateConfig
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k-NN through an inverted-file index; missing neighbours (few cells probed) are index -1."""
     index = build_index(database, options)

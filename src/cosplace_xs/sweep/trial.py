@@ -6,7 +6,6 @@ The folder is the trial's record: `result.json` (written last, atomically) means
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import traceback
@@ -18,9 +17,9 @@ from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.config import RunConfig
 from cosplace_xs.data.test_set import TestSet
-from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.evaluation.evaluate import evaluate_model
+from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.sweep.options import DATASET_OPTION
 from cosplace_xs.sweep.spec import VAL, Metric
@@ -112,13 +111,11 @@ def _timing(history: list[dict[str, Any]], config: RunConfig) -> dict[str, float
 def evaluate_trial(folder: Path, config: RunConfig, test_sets: dict[str, TestSet],
                    progress: bool) -> dict[str, dict[str, Any]]:
     """Recall@N of the trial's best checkpoint (last when it had no validation) on every test set."""
-    device = resolve_device(config.train.device)
-    model, _ = load_trained_model(folder, device, config.train.compile)
-    eval_config = dataclasses.replace(config.eval, image_size=config.eval.image_size or config.train.image_size)
-    precision = resolve_precision(config.train.precision, device)
+    inference = Inference.of_run(config, config.train.device, progress)
+    model, _ = load_trained_model(folder, inference.device, config.train.compile)
     results = {}
     for name, test_set in test_sets.items():
-        result = evaluate_model(model, test_set, eval_config, device, precision, progress=progress)
+        result = evaluate_model(model, test_set, config.eval, inference)
         results[name] = {**{f"R@{n}": value for n, value in result.recalls.items()},
                          "num_database": result.num_database, "num_queries": result.num_queries,
                          "queries_without_positives": result.queries_without_positives, "seconds": result.seconds}

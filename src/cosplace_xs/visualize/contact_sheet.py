@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD
 from cosplace_xs.data.layout import TestSetPaths, list_images
 from cosplace_xs.data.names import ImageName, parse_name
 
-POSITIVE_RADIUS = 25.0  # metres: DESIGN section 5's positives
 DEGREES_PER_METRE = 2.0  # a heading gap of 2 degrees weighs as much as 1 m of distance
 PAD = 4  # pixels between tiles
 CAPTION = 13  # pixels of caption under each tile
@@ -30,7 +30,7 @@ def nearest_database_image(query: ImageName, database: list[ImageName]) -> int:
     east = np.array([d.utm_east for d in database])
     north = np.array([d.utm_north for d in database])
     distance = np.hypot(east - query.utm_east, north - query.utm_north)
-    positives = np.flatnonzero(distance <= POSITIVE_RADIUS)
+    positives = np.flatnonzero(distance <= POSITIVE_DIST_THRESHOLD)
     if len(positives) == 0:
         return int(np.argmin(distance))
     gaps = np.array([_heading_gap(query.heading, database[i].heading) for i in positives])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD
 from cosplace_xs.data.test_set import TestSet
 
 GREEN = (40, 170, 70)
@@ -50,7 +51,7 @@ def _caption(rank: int, error_m: float | None) -> str:
 
 
 def save_retrieval_picture(query: Path, matches: Sequence[Path], errors_m: Sequence[float | None], path: Path,
-                           threshold_m: float = 25.0, title: str = "", tile_size: int = 160) -> Path:
+                           threshold_m: float = POSITIVE_DIST_THRESHOLD, title: str = "", tile_size: int = 160) -> Path:
     """Write a PNG: the query, then its matches (best first) with their distance to the query's true position."""
     assert len(matches) == len(errors_m), "one error (or None) per match"
     font = ImageFont.load_default(size=12)

@@ -1,0 +1,182 @@
+"""How a model runs on images, option by option: the pixel limit is one option of every command that reads
+images, every inference option of `eval` and `predict` is checked as the schema says (one `error: ` line naming
+the flag, before the checkpoint is read), and `predict` names a photo path that is not a regular file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_evaluate import write_tiny_checkpoint
+
+from cosplace_xs import checkpoints as ckpt
+from cosplace_xs.cli import main
+from cosplace_xs.training import run_files
+
+TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",
+               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
+               "--min-images-per-class", "1", "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8",
+               "--eval-num-workers", "0", "--no-progress")
+INFERENCE_FLAGS = ("--device", "cpu", "--num-workers", "0", "--image-size", "32", "--no-progress")
+LIMIT = "2000"  # pixels: every 32 x 32 image of the dataset (1024) passes, a 64 x 64 one (4096) does not
+
+
+@pytest.fixture(autouse=True)
+def _split_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+
+
+def _name(east: float, heading: float | None = None) -> str:
+    return f"@{east}@0.0@10@S@@@@@{'' if heading is None else heading}@@@@@@.jpg"
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, make_image) -> Path:
+    """train/a/: 4 classes of 2 images (one group); val/ and test/: 3 database images and 2 queries each."""
+    root = tmp_path / "ds"
+    for east in (0.0, 50.0, 100.0, 150.0):
+        for offset in (1.0, 2.0):
+            make_image(root / "train" / "a" / _name(east + offset, 0.0), color=(int(east), 60, 90))
+    for split in ("val", "test"):
+        for east in (0.0, 50.0, 100.0):
+            make_image(root / split / "database" / _name(east), color=(int(east), 90, 60))
+        for east in (1.0, 51.0):
+            make_image(root / split / "queries" / _name(east), color=(int(east), 90, 60))
+    return root
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A run folder holding a best.pt (ResNet-18, D = 32, trained at 32 px)."""
+    write_tiny_checkpoint(tmp_path / "run" / ckpt.BEST)
+    return tmp_path / "run"
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return code, captured.out, captured.err
+
+
+def _one_error_line(err: str) -> str:
+    """The command's error, which must be the only `error: ` line (after any log lines)."""
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+# case -> (where the 64 x 64 image goes, argv (root, run, out, bad), exit code, fragment ({bad}: its path))
+ABOVE = "{bad}: 64 x 64 pixels (0.0 megapixels), above the limit of 0.002 megapixels"
+Argv = Callable[[Path, Path, Path, Path], list[str]]
+PIXEL_LIMIT: dict[str, tuple[str, Argv, int, str]] = {
+    "check-dataset lists it": (
+        "train/b", lambda root, run, out, bad: ["check-dataset", str(root), "--no-progress", "--max-image-pixels",
+                                                LIMIT], 1, "ERROR above the pixel limit (1):\n  " + ABOVE),
+    "train refuses it before the first batch": (
+        "train/b", lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *TRAIN_FLAGS,
+                                                "--max-image-pixels", LIMIT], 2,
+        "error: unusable images: 1 of 9 training images"),
+    "eval refuses it among the queries": (
+        "test/queries", lambda root, run, out, bad: ["eval", "--checkpoint", str(run), str(root / "test"), "--out",
+                                                     str(out), *INFERENCE_FLAGS, "--max-image-pixels", LIMIT], 2,
+        "error: " + ABOVE),
+    "predict refuses it": (
+        "photos", lambda root, run, out, bad: ["predict", "--checkpoint", str(run), "--database",
+                                               str(root / "test" / "database"), str(bad), "--out", str(out),
+                                               *INFERENCE_FLAGS, "--max-image-pixels", LIMIT], 2, "error: " + ABOVE),
+    "augment-preview refuses it": (
+        "photos", lambda root, run, out, bad: ["augment-preview", str(bad), "--out", str(out / "preview.png"),
+                                               "--samples", "2", "--image-size", "32", "--max-image-pixels", LIMIT],
+        2, "error: " + ABOVE),
+}
+
+
+@pytest.mark.parametrize("case", list(PIXEL_LIMIT))
+def test_the_pixel_limit_is_one_option_of_every_command_that_reads_images(case: str, dataset: Path, run_dir: Path,
+                                                                          tmp_path: Path, make_image,
+                                                                          capsys) -> None:
+    where, argv, expected_code, fragment = PIXEL_LIMIT[case]
+    bad = make_image(dataset / where / _name(25.0, 0.0), size=64)
+    out = tmp_path / "out"
+    before = (run_dir / ckpt.BEST).read_bytes()
+    code, stdout, err = _run(argv(dataset, run_dir, out, bad), capsys)
+    assert code == expected_code, err
+    assert fragment.format(bad=bad) in (stdout if expected_code == 1 else err)
+    if expected_code == 2:  # one error, naming the image (on its own line when several may be listed)
+        assert _one_error_line(err) and bad.name in err[err.index("error: "):]
+    if case.startswith("train"):
+        assert f"{bad}: " + ABOVE.removeprefix("{bad}: ") in (out / run_files.BAD_IMAGES).read_text()
+        assert not list(out.glob("*.pt"))
+    assert (run_dir / ckpt.BEST).read_bytes() == before  # the checkpoint read is untouched
+    assert not out.exists() or case.startswith("train") or not list(out.glob("eval-*.json"))
+
+
+# case -> (command, flags, message of the one error line)
+BAD_OPTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "eval --batch-size 0": ("eval", ("--batch-size", "0"), "option --batch-size=0 is out of range: >= 1"),
+    "predict --num-workers -1": ("predict", ("--num-workers", "-1"),
+                                 "option --num-workers=-1 is out of range: >= 0 or auto"),
+    "eval --image-size 8": ("eval", ("--image-size", "8"), "option --image-size=8 is out of range: 16 to 4096 pixels"),
+    "predict --image-size and --native-size": (
+        "predict", ("--image-size", "32", "--native-size"),
+        "option --image-size/--native-size=32,True is out of range: give one of them, not both"),
+    "eval --device gpu": ("eval", ("--device", "gpu"),
+                          "option --device=gpu is out of range: auto, cpu, cuda or cuda:N"),
+    "eval --precision fp16 on the CPU": ("eval", ("--precision", "fp16"),
+                                         "option --precision=fp16 needs a CUDA device; on the CPU use bf16 or fp32"),
+    "eval --positive-dist-threshold 0": ("eval", ("--positive-dist-threshold", "0"),
+                                         "option --positive-dist-threshold=0 is out of range: > 0 metres"),
+    "predict --positive-dist-threshold x": ("predict", ("--positive-dist-threshold", "x"),
+                                            "option --positive-dist-threshold=x is not a number, expected a number"),
+    "eval --recall-values 0": ("eval", ("--recall-values", "5", "0"),
+                               "option --recall-values=5,0 is out of range: positive integers"),
+    "eval --nlist 0": ("eval", ("--approximate", "ivf", "--nlist", "0"), "option --nlist=0 is out of range: >= 1"),
+    "eval --pq-m 5": ("eval", ("--approximate", "ivfpq", "--pq-m", "5"),
+                      "option --pq-m=5 must divide the descriptor size 32"),
+    "predict --max-image-pixels 0": ("predict", ("--max-image-pixels", "0"),
+                                     "option --max-image-pixels=0 is out of range: >= 1 pixel"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OPTIONS))
+def test_every_inference_option_is_checked_by_the_schema_and_named_by_its_flag(case: str, dataset: Path,
+                                                                               run_dir: Path, tmp_path: Path,
+                                                                               capsys) -> None:
+    command, flags, message = BAD_OPTIONS[case]
+    out = tmp_path / "out"
+    common = ["--checkpoint", str(run_dir), "--out", str(out), "--device", "cpu", "--num-workers", "0",
+              "--no-progress"]
+    where = ([str(dataset / "test")] if command == "eval"
+             else ["--database", str(dataset / "test" / "database"), str(dataset / "test" / "queries")])
+    before = (run_dir / ckpt.BEST).read_bytes()
+    code, _, err = _run([command, *common, *where, *flags], capsys)
+    assert (code, _one_error_line(err)) == (2, f"error: {message}")
+    assert (run_dir / ckpt.BEST).read_bytes() == before
+    assert not list(out.glob("eval-*.json")) and not (out / "predictions.json").exists()
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+# case -> (how the photo path is made, message of the one error line ({bad}: the path))
+NOT_A_PHOTO: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "a FIFO": (_fifo, "error: {bad}: a FIFO (named pipe), not a regular file; give a photo or a folder of photos"),
+    "a missing file": (lambda path: path, "error: {bad}: no such photo file or folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_A_PHOTO))
+def test_predict_names_a_photo_path_that_is_not_a_regular_file(case: str, dataset: Path, run_dir: Path,
+                                                               tmp_path: Path, capsys) -> None:
+    make, message = NOT_A_PHOTO[case]
+    bad = make(tmp_path / "photo.jpg")
+    out = tmp_path / "out"
+    code, _, err = _run(["predict", "--checkpoint", str(run_dir), "--database", str(dataset / "test" / "database"),
+                         str(bad), "--out", str(out), *INFERENCE_FLAGS], capsys)
+    assert (code, _one_error_line(err)) == (2, message.format(bad=bad))
+    assert not out.exists()
