@@ -30,3 +30,13 @@ def test_disabled_progress_says_nothing(monkeypatch: pytest.MonkeyPatch, caplog:
     with caplog.at_level(logging.INFO, logger="cosplace_xs.progress"):
         assert list(progress.tracked(range(3), 3, "scan", "img", enabled=False)) == [0, 1, 2]
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.4, "0 s"), (89.4, "89 s"), (90, "2 min"), (5399, "90 min"),
+                                                (5400, "1 h 30 min"), (7500, "2 h 05 min")])
+def test_duration_text(seconds: float, text: str) -> None:
+    assert progress.duration_text(seconds) == text
+
+
+def test_time_left_extrapolates_the_mean_pace_of_the_units_done() -> None:
+    assert progress.time_left(2, 10, 90.0, "epoch") == "2 of 10 epochs done: about 6 min left (45 s per epoch)"

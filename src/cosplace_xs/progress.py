@@ -80,3 +80,21 @@ def tracked(items: Iterable[Any], total: int, desc: str, unit: str, enabled: boo
         for item in items:
             yield item
             bar.update(1)
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `12 min`, `2 h 05 min`: a duration as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def time_left(done: int, total: int, seconds: float, unit: str) -> str:
+    """`3 of 10 epochs done: about 5 min left (41 s per epoch)`: the `total - done` units still to run, at the
+    mean pace of the `done` ones, which took `seconds` in all."""
+    pace = seconds / max(done, 1)
+    return (f"{done} of {total} {unit}s done: about {duration_text(pace * (total - done))} left "
+            f"({duration_text(pace)} per {unit})")
