@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import cosplace_xs.cli.eval as eval_cli
-import cosplace_xs.cli.train as train_cli
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.config import RunConfig
-from cosplace_xs.training import run_files, setup
+from cosplace_xs.evaluation import model_loading
+from cosplace_xs.training import loop, run_files, setup
 
 
 @pytest.fixture(autouse=True)
@@ -266,7 +265,7 @@ def test_resuming_a_finished_run_says_it_is_complete_and_touches_nothing(run_cop
                                                                          capsys) -> None:
     best = ckpt.read_checkpoint(run_copy / ckpt.LAST)["best_r1"]
     before = snapshot(run_copy)
-    monkeypatch.setattr(train_cli, "train", lambda *args, **kwargs: pytest.fail("a finished run was trained"))
+    monkeypatch.setattr(loop, "train", lambda *args, **kwargs: pytest.fail("a finished run was trained"))
     assert main(["train", "--resume", str(run_copy), "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and "error: " not in err
@@ -379,8 +378,9 @@ def test_an_unwritable_folder_is_refused_before_any_work(case: str, run_copy: Pa
     for folder in ("runs", "mine", "parent", "out"):
         (tmp_path / folder).mkdir()
     _unwritable(tmp_path / name, monkeypatch)
-    monkeypatch.setattr(train_cli, "train", lambda *args, **kwargs: pytest.fail("training started"))
-    monkeypatch.setattr(eval_cli, "load_trained_model", lambda *args, **kwargs: pytest.fail("evaluation started"))
+    monkeypatch.setattr(loop, "train", lambda *args, **kwargs: pytest.fail("training started"))
+    monkeypatch.setattr(model_loading, "read_trained_model",
+                        lambda *args, **kwargs: pytest.fail("evaluation started"))
     before = snapshot(tmp_path / name)
     code = main([str(arg) for arg in argv(tmp_path, run_copy, tiny_city)] + ["--no-progress"])
     check_refused(code, capsys, 2, fragment.format(tmp=tmp_path))

@@ -23,6 +23,7 @@ ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
 OPTIMIZERS = ("adam", "adamw", "asgd", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKBONE_NAMES = ("resnet18", "resnet50", "resnet101", "resnet152", "vgg16")  # model.backbones.BACKBONES' keys
+CITY_PRESETS = ("tiny", "small", "medium", "large")  # synthetic.city.PRESETS' keys, for the parsers
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
 MAX_IMAGE_SIZE = 4096  # pixels a side: beyond this a square batch of a few images exhausts any memory
@@ -33,6 +34,7 @@ INFERENCE_BATCH_SIZE = 32
 AUTO_WORKERS = {"cpu": 0, "cuda": 4}
 AUTO_WORKERS_TEXT = f"{AUTO_WORKERS['cpu']} on the CPU, where they would slow the model; {AUTO_WORKERS['cuda']} on CUDA"
 APPROXIMATE_KINDS = ("ivf", "ivfpq")
+STORE_DTYPES = ("float16", "float32")  # of saved database descriptors
 
 
 # Options that several groups hold (training and inference, a run's eval group and the eval command): each

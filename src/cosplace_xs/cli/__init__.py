@@ -1,4 +1,9 @@
-"""The `cosplace-xs` command: one module per subcommand, each with `add_parser` and `run`."""
+"""The `cosplace-xs` command: one module per subcommand, each with `add_parser` and `run`.
+
+A command module imports at its top only light modules (config, options, errors, the flag helpers) and the
+library inside `run`: building the parser, for `--help` or a mistyped flag, never imports torch and answers at
+once (tests/test_cli_startup.py).
+"""
 
 from __future__ import annotations
 

@@ -14,26 +14,22 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from torch import nn
-
-from cosplace_xs.checkpoints import resolve_checkpoint
 from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
-from cosplace_xs.config import ApproximateConfig
-from cosplace_xs.data.layout import find_test_set
-from cosplace_xs.data.test_set import TestSet, load_test_set
+from cosplace_xs.config import STORE_DTYPES, ApproximateConfig
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.evaluation.descriptor_store import STORE_DTYPES, ModelSignature, build_store, load_store
-from cosplace_xs.evaluation.evaluate import EvalResult, evaluate_model
-from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
-from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
-from cosplace_xs.evaluation.recall import first_hit_ranks
 from cosplace_xs.options import COMMAND_LINE
-from cosplace_xs.training.run_files import require_writable
-from cosplace_xs.visualize.predictions import save_eval_pictures
+
+if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
+    import numpy as np
+    from torch import nn
+
+    from cosplace_xs.data.test_set import TestSet
+    from cosplace_xs.evaluation.descriptor_store import ModelSignature
+    from cosplace_xs.evaluation.evaluate import EvalResult
+    from cosplace_xs.evaluation.inference import Inference
 
 APPROXIMATE = "approximate_"
 
@@ -68,6 +64,9 @@ def _store_path(folder: Path, test_set: TestSet) -> Path:
 def _database_descriptors(args: argparse.Namespace, test_path: Path, test_set: TestSet, model: nn.Module,
                           signature: ModelSignature | None, inference: Inference) -> np.ndarray | None:
     """The database descriptors from a saved store, or extracted into a new one; None: evaluate extracts."""
+    from cosplace_xs.data.layout import find_test_set
+    from cosplace_xs.evaluation.descriptor_store import build_store, load_store
+
     if args.descriptors is not None:
         store = load_store(_store_path(args.descriptors, test_set), signature)
         if [p.name for p in store.paths] != [p.name for p in test_set.database_paths]:
@@ -116,6 +115,16 @@ def _write_results(out: Path, stamp: str, rows: list[dict[str, Any]], settings: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.checkpoints import resolve_checkpoint
+    from cosplace_xs.data.test_set import load_test_set
+    from cosplace_xs.evaluation.descriptor_store import ModelSignature
+    from cosplace_xs.evaluation.evaluate import evaluate_model
+    from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
+    from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
+    from cosplace_xs.evaluation.recall import first_hit_ranks
+    from cosplace_xs.training.run_files import require_writable
+    from cosplace_xs.visualize.predictions import save_eval_pictures
+
     options, given = inference_options(args), scoring_given(args)
     approximate = ApproximateConfig.build(given_values(args, APPROXIMATE), COMMAND_LINE)
     if args.save_predictions < 0:

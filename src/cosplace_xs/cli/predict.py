@@ -12,17 +12,14 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
-from cosplace_xs.data.images import special_file_kind
-from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.names import display_name
 from cosplace_xs.errors import BadImageError, ConfigError
-from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
-from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
-from cosplace_xs.predict import Prediction, open_database, predict
-from cosplace_xs.visualize.predictions import save_retrieval_picture
-from cosplace_xs.visualize.result_map import save_result_map
+
+if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
+    from cosplace_xs.predict import Prediction
 
 NAME_WIDTH = 48  # dataset-format names run past 100 characters: the table shows both ends
 
@@ -46,6 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def photo_paths(items: list[Path]) -> list[Path]:
     """The photos given, folders expanded to the images they hold."""
+    from cosplace_xs.data.images import special_file_kind
+    from cosplace_xs.data.layout import list_images
+
     photos = []
     for item in items:
         if item.is_dir():
@@ -80,6 +80,8 @@ def format_predictions(predictions: list[Prediction]) -> str:
 
 
 def _map(prediction: Prediction, path: Path) -> Path | None:
+    from cosplace_xs.visualize.result_map import save_result_map
+
     if prediction.latlon is None:
         return None
     labels = [f"#{m.rank} descriptor distance {m.descriptor_distance:.3f}"
@@ -111,6 +113,11 @@ def warnings(predictions: list[Prediction], mapped: bool) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
+    from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
+    from cosplace_xs.predict import open_database, predict
+    from cosplace_xs.visualize.predictions import save_retrieval_picture
+
     options, given = inference_options(args), scoring_given(args)
     if args.k < 1:
         raise ConfigError(f"option --k={args.k} is out of range: >= 1")

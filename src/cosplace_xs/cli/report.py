@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosplace_xs.sweep.report import write_report
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="write the tables and plots of a sweep (report.md)",
@@ -16,6 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.sweep.report import write_report
+
     path = write_report(args.sweep_dir)
     print(f"report: {path} (tables and plots in {path.parent / 'report'})")
     return 0

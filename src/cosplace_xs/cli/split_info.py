@@ -7,7 +7,6 @@ from pathlib import Path
 
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
 from cosplace_xs.config import SplitConfig
-from cosplace_xs.data.split import build_split
 from cosplace_xs.options import COMMAND_LINE
 
 PREFIX = "split."
@@ -25,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.data.split import build_split
+
     config = SplitConfig.build(given_values(args, PREFIX), COMMAND_LINE)
     train_dir = args.dataset / "train" if (args.dataset / "train").is_dir() else args.dataset
     split = build_split(train_dir, config, cache_dir=args.cache_dir)

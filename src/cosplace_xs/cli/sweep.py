@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosplace_xs.errors import ConfigError, CosplaceError
-from cosplace_xs.sweep.labels import format_value
-from cosplace_xs.sweep.report import write_report
-from cosplace_xs.sweep.runner import WAITING, SweepPlan, plan_sweep, run_sweep
-from cosplace_xs.sweep.spec import SweepSpec, load_spec
-from cosplace_xs.sweep.state import STATE, StartPoint, find_start_point, read_state, stored_start
-from cosplace_xs.sweep.trial import DONE
+
+if TYPE_CHECKING:
+    from cosplace_xs.sweep.runner import SweepPlan
+    from cosplace_xs.sweep.spec import SweepSpec
+    from cosplace_xs.sweep.state import StartPoint
 
 SWEEPS_ROOT = Path("runs/sweeps")
 
@@ -40,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(options: dict) -> str:
+    from cosplace_xs.sweep.labels import format_value
+
     return ", ".join(f"{key}={format_value(value)}" for key, value in options.items()) or "(none)"
 
 
@@ -49,6 +51,9 @@ def _where(path: Path) -> str:
 
 def print_plan(spec: SweepSpec, plan: SweepPlan, start: StartPoint | None) -> None:
     """The planned trials, their folders, status and resolved options, and the work left."""
+    from cosplace_xs.sweep.runner import WAITING
+    from cosplace_xs.sweep.trial import DONE
+
     trials = plan.trials()
     print(f"sweep {spec.name}: {len(spec.stages)} stages, {len(trials)} trials in {plan.sweep_dir}")
     print(f"dataset: {_where(Path(spec.dataset))}")
@@ -85,6 +90,12 @@ def _sweep_dir(args: argparse.Namespace, spec: SweepSpec) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.sweep.report import write_report
+    from cosplace_xs.sweep.runner import plan_sweep, run_sweep
+    from cosplace_xs.sweep.spec import load_spec
+    from cosplace_xs.sweep.state import STATE, find_start_point, read_state, stored_start
+    from cosplace_xs.sweep.trial import DONE
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("a sweep runs its trials one after another in one process; start it without torchrun")
     if args.max_trials is not None and args.max_trials < 1:

@@ -8,10 +8,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from cosplace_xs.data.layout import find_test_set
+from cosplace_xs.config import CITY_PRESETS
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.synthetic.city import PRESETS, CityConfig, city_preset, generate_city
-from cosplace_xs.visualize.contact_sheet import write_contact_sheet
 
 CONTACT_SHEET = "contact_sheet.png"
 OWN_FLAGS = ("preset", "seed", "image_size")  # CityConfig fields with a flag of their own
@@ -21,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("synth", help="generate the synthetic city dataset (train, val, test, tokyo_xs)",
                                    description=__doc__)
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to write (new or empty)")
-    parser.add_argument("--preset", default="small", choices=sorted(PRESETS),
+    parser.add_argument("--preset", default="small", choices=CITY_PRESETS,
                         help="size of the city (default: small, ~11k pictures)")
     parser.add_argument("--image-size", type=int, help="picture side in pixels (default: the preset's; 224 but tiny)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole city (default: 0)")
@@ -38,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
     """`FIELD=VALUE` strings to CityConfig overrides; values are Python literals (numbers, tuples)."""
+    from cosplace_xs.synthetic.city import CityConfig
+
     defaults = {f.name: f.default for f in dataclasses.fields(CityConfig) if f.name not in OWN_FLAGS}
     overrides: dict[str, object] = {}
     for item in items:
@@ -60,6 +60,10 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.data.layout import find_test_set
+    from cosplace_xs.synthetic.city import city_preset, generate_city
+    from cosplace_xs.visualize.contact_sheet import write_contact_sheet
+
     overrides = parse_overrides(args.overrides)
     overrides["seed"] = args.seed
     if args.image_size is not None:

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli.run_options import add_run_arguments, run_config_from_args
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import ConfigError, DatasetLayoutError
-from cosplace_xs.training import run_files
-from cosplace_xs.training.loop import TrainingInterrupted, train
-from cosplace_xs.training.resume import DATASET, absolute_dataset, check_epochs, read_progress, resume_changes
+from cosplace_xs.training import run_files  # no torch: the library modules that need it are imported where used
 from cosplace_xs.training.run_files import new_run_dir, require_writable
 
 
@@ -39,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _resumed_config(args: argparse.Namespace) -> RunConfig:
     """The run's own options with those given now, refused (before any work) where a resume cannot take them."""
+    from cosplace_xs.training.resume import DATASET, resume_changes
+
     config_file = args.resume / run_files.CONFIG
     if not config_file.is_file():
         raise ConfigError(f"--resume {args.resume}: no {run_files.CONFIG} there; is it a run folder?")
@@ -60,6 +59,8 @@ def _resumed_config(args: argparse.Namespace) -> RunConfig:
 def requested_config(args: argparse.Namespace) -> RunConfig:
     """The options of the run the command asks for: the run's own ones with --resume, else defaults < --config
     < flags, with the dataset path made absolute (the run resumes from any working directory)."""
+    from cosplace_xs.training.resume import DATASET, absolute_dataset
+
     if args.resume is not None:
         return _resumed_config(args)
     config = run_config_from_args(args)
@@ -90,6 +91,9 @@ def prepare(args: argparse.Namespace) -> tuple[RunConfig, Path, bool, bool]:
 
 def _complete(run_dir: Path, config: RunConfig) -> bool:
     """Say so and return True when the run to resume has trained all its epochs (nothing is run or written)."""
+    from cosplace_xs import checkpoints as ckpt
+    from cosplace_xs.training.resume import check_epochs, read_progress
+
     progress = read_progress(run_dir)
     if progress is None:  # no readable checkpoint: resume itself says why, or starts again
         return False
@@ -104,6 +108,8 @@ def _complete(run_dir: Path, config: RunConfig) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.training.loop import TrainingInterrupted, train
+
     if args.print_config:
         print(yaml.safe_dump(requested_config(args).to_dict(), sort_keys=False), end="")
         return 0

@@ -23,7 +23,7 @@ import torch
 import utm
 from torch import nn
 
-from cosplace_xs.config import ModelConfig
+from cosplace_xs.config import STORE_DTYPES, ModelConfig
 from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.data.test_set import read_utm
 from cosplace_xs.errors import CheckpointError, ConfigError
@@ -33,7 +33,6 @@ from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "cosplace-xs-descriptors/1"
-STORE_DTYPES = ("float16", "float32")
 
 
 def weights_digest(model: nn.Module) -> str:
