@@ -28,18 +28,20 @@ def _metavar(kind: Any, given: str | None) -> str | None:
 
 def add_group_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, group_cls: type[OptionGroup],
                         dest_prefix: str, flags: dict[str, str] | None = None,
-                        only: tuple[str, ...] | None = None) -> None:
+                        only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None) -> None:
     """A flag for every command-line option of `group_cls` (or those named in `only`), stored as
     `dest_prefix + name` only when given.
 
-    `flags` renames some flags for this command (e.g. `eval`'s `--batch-size` for `--eval-batch-size`).
+    `flags` renames some flags for this command (e.g. `eval`'s `--batch-size` for `--eval-batch-size`);
+    `defaults` are the values this command uses when a flag is not given (e.g. `demo`'s shorter training),
+    shown in the help instead of the schema's.
     """
     kinds = typing.get_type_hints(group_cls)
     for item, spec in walk(group_cls):
         if not spec.command_line or (only is not None and item.name not in only):
             continue
         kind = kinds[item.name]
-        default = spec.default_text or default_of(item)
+        default = (defaults or {}).get(item.name, spec.default_text or default_of(item))
         if isinstance(default, tuple):
             default = " ".join(map(str, default))
         kwargs: dict[str, Any] = {"dest": dest_prefix + item.name, "default": argparse.SUPPRESS,
