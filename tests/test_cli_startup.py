@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,11 @@ def test_city_preset_names_in_config_are_the_synthetic_city_presets() -> None:
     from cosplace_xs.synthetic.city import PRESETS
 
     assert tuple(PRESETS) == CITY_PRESETS
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]], ids=" ".join)
+def test_the_installed_command_answers_help(argv: list[str]) -> None:
+    done = subprocess.run([str(Path(sys.executable).with_name("cosplace-xs")), *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: cosplace-xs {argv[0] if argv[0] != '--help' else ''}".rstrip())
