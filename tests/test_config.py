@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -102,14 +103,19 @@ def test_a_binary_file_is_not_a_config(tmp_path: Path) -> None:
         RunConfig.load(path)
 
 
-def test_a_runs_own_config_must_be_complete(tmp_path: Path) -> None:
+def test_a_runs_own_config_must_be_complete(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "config.yaml"
     RunConfig().save(path)
     assert RunConfig.load(path, complete=True) == RunConfig()
     text = path.read_text()
     path.write_text(text[: text.index("augment:")])  # torn: the last groups are missing
-    with pytest.raises(ConfigError, match=r"incomplete: group 'augment' lacks \['color_jitter'"):
+    with pytest.raises(ConfigError, match=r"incomplete: the option group 'augment' is missing"):
         RunConfig.load(path, complete=True)
+    # a file written before an option existed: the option takes its default, with a warning
+    path.write_text(text.replace("  validate: true\n", ""))
+    with caplog.at_level(logging.WARNING, logger="cosplace_xs.config"):
+        assert RunConfig.load(path, complete=True) == RunConfig()
+    assert "train.validate is not in the file (written by an older version); using its default True" in caplog.text
     path.write_text("")
     with pytest.raises(ConfigError, match="expected a mapping of option groups"):
         RunConfig.load(path, complete=True)

@@ -11,6 +11,7 @@ import torch
 from test_evaluate import run_command, tiny_config, write_test_set
 
 from cosplace_xs import checkpoints as ckpt
+from cosplace_xs import predict as predict_library
 from cosplace_xs.cli import eval as eval_command
 from cosplace_xs.cli import predict as predict_command
 from cosplace_xs.config import MAX_IMAGE_PIXELS, POSITIVE_DIST_THRESHOLD, EvalConfig, InferenceConfig, RunConfig
@@ -94,13 +95,13 @@ def test_predict_uses_the_same_threshold_as_eval(tmp_path: Path, monkeypatch, fl
                                                  radius: float) -> None:
     street = write_test_set(tmp_path / "street", [(30.0 * i, 0.0) for i in range(4)], [(0.0, 1.0)])
     checkpoint = _checkpoint(tmp_path / "best.pt", positive_dist_threshold=15.0)
-    used, real = [], predict_command.predict
+    used, real = [], predict_library.predict
 
     def recording(*args, **kwargs):
         used.append(kwargs["radius"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(predict_command, "predict", recording)
+    monkeypatch.setattr(predict_library, "predict", recording)  # the command imports it when it runs
     photo = next((street / "queries").iterdir())
     argv = ["predict", "--checkpoint", str(checkpoint), "--database", str(street / "database"), str(photo),
             "--k", "2", "--out", str(tmp_path / "out"), "--device", "cpu", "--num-workers", "0", "--no-progress",

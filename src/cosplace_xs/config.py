@@ -8,6 +8,7 @@ from these declarations.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +17,10 @@ import yaml
 
 from cosplace_xs.atomic_files import write_text_atomic
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.options import OptionGroup, option, require
+from cosplace_xs.options import OptionGroup, check_option, default_of, option, require
+from cosplace_xs.recipes import RECIPE_NAMES, recipe_values
+
+log = logging.getLogger(__name__)
 
 # sectors must tile the full circle, or the last one of every cell would be narrower than the others
 ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
@@ -35,6 +39,10 @@ AUTO_WORKERS = {"cpu": 0, "cuda": 4}
 AUTO_WORKERS_TEXT = f"{AUTO_WORKERS['cpu']} on the CPU, where they would slow the model; {AUTO_WORKERS['cuda']} on CUDA"
 APPROXIMATE_KINDS = ("ivf", "ivfpq")
 STORE_DTYPES = ("float16", "float32")  # of saved database descriptors
+HEADING_360 = ("merge", "own_class")
+CROP_METHODS = ("warp", "resized_crop")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+QUERIES_FOLDERS = ("queries", "queries_v1", "queries_v2")
 
 
 # Options that several groups hold (training and inference, a run's eval group and the eval command): each
@@ -84,6 +92,9 @@ class SplitConfig(OptionGroup):
     L: int = option(2, "sectors between classes of one group (group = sector index mod L)", low=1)
     min_images_per_class: int = option(10, "classes with fewer images are dropped before grouping", low=1)
     groups_num: int = option(8, "number of groups trained, one per epoch in turn", low=1)
+    heading_360: str = option("merge", "a heading of exactly 360 degrees: 'merge' into sector 0 (it is the same "
+                              "direction as 0), or 'own_class' as the official code's floor(h / alpha) * alpha "
+                              "makes it (a class of its own, in sector 0's group)", choices=HEADING_360)
 
 
 @dataclass
@@ -120,6 +131,10 @@ class AugmentConfig(OptionGroup):
                                    high=1)
     crop_scale_max: float = option(1.0, "largest crop area, as a fraction of the image", low=0, low_open=True,
                                    high=1)
+    crop_method: str = option("warp", "how the crop is resampled: 'warp' (crop and rotation in one bilinear warp "
+                              "after an antialiased shrink) or 'resized_crop' (torchvision's RandomResizedCrop, "
+                              "antialiased, as the official code; rotation then warps the resized crop)",
+                              choices=CROP_METHODS)
     rotation: bool = option(True, "random rotation about the image centre, corners filled black")
     rotation_degrees: float = option(10.0, "rotation angle drawn from [-d, d] degrees", metavar="DEGREES", low=0,
                                      high=180)
@@ -191,6 +206,18 @@ class TrainConfig(OptionGroup):
     channels_last: bool = option(True, "channels_last memory format (faster convolutions)")
     compile: bool = option(False, f"{COMPILE_HELP} at the first batch of training and of validation")
     max_image_pixels: int = max_image_pixels_option()
+    recipe: str | None = option(None, "start from a named set of option values (recipes.py; docs/fidelity.md); "
+                                "a --config file and flags given win over it", choices=RECIPE_NAMES,
+                                default_text="none")
+    resize_before_crop: bool = option(True, "resize each training image to --image-size before the random crop "
+                                      "(--no-resize-before-crop: crop from the image as stored, as the official "
+                                      "code; a batch's images must then share one size)")
+    image_extensions: tuple[str, ...] = option(default_factory=lambda: IMAGE_EXTENSIONS,
+                                               help="file endings of the training images", metavar="EXT",
+                                               pattern=r"\.[A-Za-z0-9]+",
+                                               allowed="endings such as .jpg (a dot, then letters or digits)")
+    extensions_case_sensitive: bool = option(False, "compare the endings case-sensitively (the official code's "
+                                             "glob reads *.jpg, not *.JPG)")
 
 
 POSITIVE_DIST_THRESHOLD = 25.0  # metres: a database image this close to a query is a positive (DESIGN section 5)
@@ -214,6 +241,19 @@ class EvalConfig(OptionGroup):
                                                        "size")
     batch_size: int = inference_batch_size_option(flag="--eval-batch-size")
     num_workers: int | None = inference_workers_option(flag="--eval-num-workers")
+    native_size: bool = option(False, "evaluate every image at its own size, as the official code without "
+                               "--resize_test_imgs", flag="--eval-native-size")
+    queries_folder: str | None = option(None, "the queries folder of a test set read first where the set has it "
+                                        "(the official code tests on SF-XL's queries_v1); else queries, else "
+                                        "queries_v1", choices=QUERIES_FOLDERS,
+                                        default_text="queries, else queries_v1")
+
+    def check_together(self, source: str | None) -> None:
+        require(not (self.native_size and self.image_size is not None), self.GROUP, type(self),
+                ("image_size", "native_size"), (self.image_size, self.native_size), "give one of them, not both",
+                source)
+
+
 @dataclass
 class InferenceConfig(OptionGroup):
     """How `eval` and `predict` run the model on images: batch, decoding, device, precision, compilation, size.
@@ -277,18 +317,21 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["eval"]["recall_values"] = list(self.eval.recall_values)
+        for values in data.values():  # YAML's safe dumper writes lists, not tuples
+            values.update({key: list(value) for key, value in values.items() if isinstance(value, tuple)})
         return data
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config", complete: bool = False) -> RunConfig:
         """Build from nested dicts; unknown groups or keys are errors that name them, and every value is coerced
-        and checked as its option says. `complete`: every group and key must be present (a run's own config.yaml,
+        and checked as its option says. `complete`: every group must be present (a run's own config.yaml,
         which a torn write would otherwise fill silently with defaults)."""
         groups = cls.groups()
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping of option groups ({', '.join(groups)}), "
                               f"got {type(data).__name__}")
+        if not complete:
+            data = _under_recipe(data, source)
         unknown = set(data) - set(groups)
         if unknown:
             raise ConfigError(f"{source}: unknown option group(s) {sorted(unknown, key=str)}; known: {sorted(groups)}")
@@ -300,26 +343,39 @@ class RunConfig:
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: '{name}' must be a mapping of options (e.g. {name}: {{key: value}}), "
                                   f"got {type(values).__name__}")
-            if complete:
-                missing = [item.name for item in dataclasses.fields(group_cls) if item.name not in values]
-                if name not in data or missing:
-                    raise ConfigError(f"{source}: incomplete: group '{name}' lacks {missing}; the file was damaged "
-                                      "or not written by cosplace-xs")
+            if complete and name not in data:
+                raise ConfigError(f"{source}: incomplete: the option group '{name}' is missing; the file was damaged "
+                                  "or not written by cosplace-xs")
+            if complete:  # options added since the file was written take their defaults, which keep old behaviour
+                for item in dataclasses.fields(group_cls):
+                    if item.name not in values:
+                        log.warning("%s: %s.%s is not in the file (written by an older version); using its default "
+                                    "%r", source, name, item.name, default_of(item))
             built[name] = group_cls.build(values, source)
         return cls(**built)
 
     def replace(self, overrides: dict[str, Any], source: str = "overrides") -> RunConfig:
         """A copy with `{"group.key": value}` or nested `{"group": {"key": value}}` overrides applied."""
-        data = self.to_dict()
+        nested: dict[str, dict[str, Any]] = {}
         for key, value in overrides.items():
             if isinstance(value, dict) and "." not in key:
-                for sub, sub_value in value.items():
-                    data.setdefault(key, {})[sub] = sub_value
+                nested.setdefault(key, {}).update(value)
                 continue
             group, _, name = key.partition(".")
+            if key == "recipe":
+                group, name = "train", "recipe"
             if not name:
                 raise ConfigError(f"{source}: option '{key}' must be written as group.name (e.g. optim.lr)")
-            data.setdefault(group, {})[name] = value
+            nested.setdefault(group, {})[name] = value
+        data = self.to_dict()
+        recipe = nested.get("train", {}).get("recipe", self.train.recipe)
+        if recipe != self.train.recipe:
+            # a new recipe goes under the values chosen so far: those that differ from the old recipe's
+            old = RunConfig.from_dict({"train": {"recipe": self.train.recipe}}).to_dict()
+            data = {group: {key: value for key, value in values.items() if old[group][key] != value}
+                    for group, values in data.items()}
+        for group, values in nested.items():
+            data.setdefault(group, {}).update(values)
         return RunConfig.from_dict(data, source)
 
     def save(self, path: str | Path) -> None:
@@ -341,3 +397,23 @@ class RunConfig:
         if data is None and not complete:
             data = {}
         return cls.from_dict(data, str(path), complete=complete)
+
+
+def _under_recipe(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """`data` laid over the values of the recipe it names (`train.recipe`, or a top-level `recipe:` key)."""
+    data = dict(data)
+    if "recipe" in data:
+        train = data.get("train") or {}
+        if isinstance(train, dict):
+            if "recipe" in train:
+                raise ConfigError(f"{source}: the recipe is named twice ('recipe' and 'train.recipe'); keep one")
+            data["train"] = {**train, "recipe": data.pop("recipe")}
+    train = data.get("train")
+    name = train.get("recipe") if isinstance(train, dict) else None
+    if name is None:
+        return data
+    name = check_option(TrainConfig.GROUP, TrainConfig, "recipe", name, source)
+    merged: dict[str, Any] = recipe_values(name)
+    for group, values in data.items():
+        merged[group] = {**merged.get(group, {}), **values} if isinstance(values, dict) else values
+    return merged

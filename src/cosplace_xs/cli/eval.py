@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     eval_config = scoring_options(config, given)
-    test_sets = [load_test_set(path, eval_config.positive_dist_threshold) for path in args.test_sets]
+    test_sets = [load_test_set(path, eval_config.positive_dist_threshold, queries_folder=eval_config.queries_folder)
+                 for path in args.test_sets]
     signature = (ModelSignature.of(model, config.model, inference.image_size)
                  if args.descriptors is not None or args.save_descriptors is not None else None)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

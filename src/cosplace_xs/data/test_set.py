@@ -97,11 +97,13 @@ def require_a_positive(test_set: TestSet, way_out: str) -> None:
     )
 
 
-def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DIST_THRESHOLD, split: str = "test") -> TestSet:
-    """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/`."""
+def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DIST_THRESHOLD, split: str = "test",
+                  queries_folder: str | None = None) -> TestSet:
+    """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/` (queries: see
+    `find_test_set`)."""
     if not positive_dist_threshold > 0:
         raise ConfigError(f"option --positive-dist-threshold={positive_dist_threshold} is out of range: > 0 metres")
-    paths = find_test_set(path, split)
+    paths = find_test_set(path, split, queries_folder)
     database = list_images(paths.database_dir, "database images")
     queries = list_images(paths.queries_dir, "query images")
     database_utm = read_utm(database, "database images", paths.database_dir)

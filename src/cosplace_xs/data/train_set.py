@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import Dataset
 
 from cosplace_xs import seeding
-from cosplace_xs.config import MAX_IMAGE_PIXELS
+from cosplace_xs.config import MAX_IMAGE_PIXELS, TrainConfig
 from cosplace_xs.data.images import read_image
 from cosplace_xs.data.split import Group, TrainSplit
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 
 def check_batch_fits(split: TrainSplit, groups_num: int, batch_size: int) -> None:
@@ -26,11 +29,21 @@ def check_batch_fits(split: TrainSplit, groups_num: int, batch_size: int) -> Non
             )
 
 
+def check_one_size(images: list[torch.Tensor], paths: list[Path]) -> None:
+    """Images cropped as stored (--no-resize-before-crop) must share one size to form a batch."""
+    if len({tuple(image.shape[-2:]) for image in images}) > 1:
+        flag = "--no-" + flag_of(TrainConfig, "resize_before_crop").removeprefix("--")
+        shown = ", ".join(f"{path} ({image.shape[-1]} x {image.shape[-2]})"
+                          for path, image in zip(paths, images, strict=True))
+        raise ConfigError(f"option {flag} crops the training images as stored, but one batch holds images of "
+                          f"different sizes: {shown}; resize the images to one size, or drop {flag}")
+
+
 class GroupBatches(Dataset):
     """Item `i` is batch `i` of an epoch: the classes come from a seeded shuffle of the group's classes
     (drop_last, reshuffled each time they run out), one seeded random image per class."""
 
-    def __init__(self, split: TrainSplit, group: Group, batch_size: int, image_size: int, seed: int,
+    def __init__(self, split: TrainSplit, group: Group, batch_size: int, image_size: int | None, seed: int,
                  epoch: int, part: slice = slice(None), max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         if len(group.class_ids) < batch_size:
             raise ConfigError(f"--batch-size={batch_size} exceeds the {len(group.class_ids)} classes of the group")
@@ -56,9 +69,11 @@ class GroupBatches(Dataset):
         rng = seeding.generator(self.seed, self.epoch, iteration, seeding.DATA)
         picks = torch.rand(len(classes), generator=rng)
         classes, picks = classes[self.part], picks[self.part]
-        images = []
+        images, paths = [], []
         for class_index, pick in zip(classes.tolist(), picks.tolist(), strict=True):
             members = self.group.class_images[class_index]
-            path = self.paths[members[int(pick * len(members))]]
-            images.append(read_image(path, self.image_size, self.max_pixels))
+            paths.append(self.paths[members[int(pick * len(members))]])
+            images.append(read_image(paths[-1], self.image_size, self.max_pixels))
+        if self.image_size is None:
+            check_one_size(images, paths)
         return torch.stack(images), classes

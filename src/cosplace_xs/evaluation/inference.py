@@ -76,6 +76,8 @@ def eval_image_size(run: RunConfig, options: InferenceConfig | None = None) -> I
         return NATIVE
     if options is not None and options.image_size is not None:
         return options.image_size
+    if run.eval.native_size:
+        return NATIVE
     return run.eval.image_size or run.train.image_size
 
 

@@ -161,12 +161,13 @@ def check_data(spec: SweepSpec) -> None:
         find_test_set(spec.test_set_path(name))
 
 
-def _test_sets(spec: SweepSpec, config: RunConfig, cache: dict[tuple[str, float], TestSet]) -> dict[str, TestSet]:
+def _test_sets(spec: SweepSpec, config: RunConfig, cache: dict[tuple, TestSet]) -> dict[str, TestSet]:
     sets = {}
     for name in spec.test_sets:
-        key = (name, config.eval.positive_dist_threshold)
+        key = (name, config.eval.positive_dist_threshold, config.eval.queries_folder)
         if key not in cache:
-            cache[key] = load_test_set(spec.test_set_path(name), config.eval.positive_dist_threshold)
+            cache[key] = load_test_set(spec.test_set_path(name), config.eval.positive_dist_threshold,
+                                       queries_folder=config.eval.queries_folder)
         sets[name] = cache[key]
     return sets
 
