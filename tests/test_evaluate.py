@@ -1,4 +1,4 @@
-"""evaluate_model against a NumPy brute force of DESIGN section 5; checkpoints back to models; `eval` command.
+"""evaluate_model against a NumPy brute force of docs/architecture.md; checkpoints back to models; `eval` command.
 
 The helpers here (dataset-format test sets of index-encoding images, tiny checkpoints) are imported by the
 other evaluation test modules.

@@ -1,4 +1,4 @@
-"""Recall@N (DESIGN section 5) on a hand-built five-query case, one query without any positive."""
+"""Recall@N (docs/architecture.md) on a hand-built five-query case, one query without any positive."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CosPlace classes and groups (DESIGN section 2): formulas, order, dropped classes, cache, split-info."""
+"""CosPlace classes and groups (docs/architecture.md): formulas, order, dropped classes, cache, split-info."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Test sets (DESIGN section 5): positives within 25 m, sorted by distance; bad names; missing positives."""
+"""Test sets (docs/architecture.md): positives within 25 m, sorted by distance; bad names; missing positives."""
 
 from __future__ import annotations
 

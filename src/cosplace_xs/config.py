@@ -220,7 +220,7 @@ class TrainConfig(OptionGroup):
                                              "glob reads *.jpg, not *.JPG)")
 
 
-POSITIVE_DIST_THRESHOLD = 25.0  # metres: a database image this close to a query is a positive (DESIGN section 5)
+POSITIVE_DIST_THRESHOLD = 25.0  # metres: a database image this close to a query is a positive (docs/architecture.md)
 RECALL_VALUES = (1, 5, 10, 20)
 
 

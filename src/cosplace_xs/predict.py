@@ -143,7 +143,7 @@ def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorS
     """Geolocate each photo by its k nearest database descriptors (exact L2 search).
 
     Photos are read at the database's image size (its signature), so that both sides are comparable;
-    `radius` (metres) is the agreement radius of `confidence`, the positive threshold of DESIGN section 5.
+    `radius` (metres) is the agreement radius of `confidence`, the positive threshold of docs/architecture.md.
     """
     queries = extract_descriptors(model, image_paths, inference.at_size(database.signature.image_size), "photos")
     squared, indices = knn(database.descriptors, queries, k)

@@ -1,4 +1,4 @@
-"""CosPlace classes and groups (Berton et al., CVPR 2022, sec. 3.1; DESIGN section 2).
+"""CosPlace classes and groups (Berton et al., CVPR 2022, sec. 3.1; docs/architecture.md).
 
 The map is cut into M x M metre cells and each cell's headings into alpha-degree sectors: one class per
 (cell, sector). Classes whose cell indices agree modulo N and whose sector indices agree modulo L form a

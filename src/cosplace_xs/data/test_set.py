@@ -1,7 +1,7 @@
 """A retrieval test set: database and query images with UTM positions, and each query's positives.
 
 Positives of a query are the database images within `positive_dist_threshold` metres (Euclidean on UTM,
-inclusive), found with scikit-learn's radius search as in CosPlace (DESIGN section 5).
+inclusive), found with scikit-learn's radius search as in CosPlace (docs/architecture.md).
 """
 
 from __future__ import annotations

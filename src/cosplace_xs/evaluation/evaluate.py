@@ -1,4 +1,4 @@
-"""Scoring a model on a test set: descriptors, exact k-NN, Recall@N (DESIGN section 5); no files written."""
+"""Scoring a model on a test set: descriptors, exact k-NN, Recall@N (docs/architecture.md); no files written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recall@N (DESIGN section 5): the share of all queries with a positive among their first N predictions."""
+"""Recall@N (docs/architecture.md): the share of all queries with a positive among their first N predictions."""
 
 from __future__ import annotations
 

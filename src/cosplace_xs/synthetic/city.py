@@ -1,4 +1,4 @@
-"""The synthetic city: a dataset in SF-XS's layout and file-name format, drawn from a seed (DESIGN section 1).
+"""The synthetic city: a dataset in SF-XS's layout and file-name format (docs/architecture.md), drawn from a seed.
 
     OUT/train/<200 m tile>/*.jpg      street-view panoramas cut in crops, daytime mostly
     OUT/{val,test}/database/*.jpg     clean daytime crops every `database_step` metres
