@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from test_descriptors import on_cpu
-from test_evaluate import run_command
+from helpers import on_cpu, run_command
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import eval as eval_command

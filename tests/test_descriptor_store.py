@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 import torch
 import utm
-from test_descriptors import IndexNet, on_cpu, unit_rows
-from test_evaluate import E0, N0, encoded_index, run_command, write_test_set, write_tiny_checkpoint
+from helpers import (
+    E0,
+    N0,
+    IndexNet,
+    encoded_index,
+    on_cpu,
+    run_command,
+    unit_rows,
+    write_test_set,
+    write_tiny_checkpoint,
+)
 
 from cosplace_xs.cli import eval as eval_command
 from cosplace_xs.config import EvalConfig

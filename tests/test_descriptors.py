@@ -1,8 +1,4 @@
-"""Descriptor extraction: order kept across size-grouped batches, eval mode, memory-mapped output, errors.
-
-`IndexNet` reads the number an image carries in its first pixel and returns that row of a fixed table, so
-the expected descriptors of any image list are known exactly; other test modules import it.
-"""
+"""Descriptor extraction: order kept across size-grouped batches, eval mode, memory-mapped output, errors."""
 
 from __future__ import annotations
 
@@ -13,53 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from torch import nn
+from helpers import CPU, IndexNet, on_cpu, unit_rows, write_index_image
 
-from cosplace_xs.augment.pipeline import IMAGENET_MEAN, IMAGENET_STD
 from cosplace_xs.errors import BadImageError
 from cosplace_xs.evaluation.descriptors import _loader, extract_descriptors, size_batches
 from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
 from cosplace_xs.model.network import GeoLocalizationNet
-
-CPU = torch.device("cpu")
-
-
-def on_cpu(image_size: ImageSize, batch_size: int) -> Inference:
-    """fp32 on the CPU, decoding in the main process, no progress bar."""
-    return Inference(CPU, "fp32", batch_size, 0, image_size, progress=False)
-
-
-def write_index_image(path: Path, index: int, width: int = 16, height: int | None = None) -> Path:
-    """A lossless PNG of one colour that encodes `index` (red = index mod 256, green = index div 256)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.zeros((height or width, width, 3), dtype=np.uint8)
-    pixels[..., 0], pixels[..., 1] = index % 256, index // 256
-    Image.fromarray(pixels).save(path, format="PNG")
-    return path
-
-
-class IndexNet(nn.Module):
-    """Descriptor of an image = row `index` of `table`, where `index` is what its pixels encode."""
-
-    def __init__(self, table: np.ndarray) -> None:
-        super().__init__()
-        self.register_buffer("table", torch.from_numpy(table))
-        self.batch_shapes: list[tuple[int, ...]] = []
-        self.modes: list[bool] = []
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.batch_shapes.append(tuple(images.shape))
-        self.modes.append(self.training)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3)
-        std = torch.tensor(IMAGENET_STD).view(1, 3)
-        pixel = ((images[:, :, 0, 0].float() * std + mean) * 255).round().long()
-        return self.table[pixel[:, 0] + 256 * pixel[:, 1]]
-
-
-def unit_rows(generator: np.random.Generator, count: int, dim: int = 8) -> np.ndarray:
-    rows = generator.standard_normal((count, dim)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 @pytest.fixture

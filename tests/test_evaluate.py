@@ -1,12 +1,7 @@
-"""evaluate_model against a NumPy brute force of docs/architecture.md; checkpoints back to models; `eval` command.
-
-The helpers here (dataset-format test sets of index-encoding images, tiny checkpoints) are imported by the
-other evaluation test modules.
-"""
+"""evaluate_model against a NumPy brute force of docs/architecture.md; checkpoints back to models; `eval` command."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -14,68 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import utm
+from helpers import (
+    CPU,
+    FP32_CPU,
+    IndexNet,
+    encoded_index,
+    run_command,
+    tiny_config,
+    unit_rows,
+    write_index_image,
+    write_test_set,
+    write_tiny_checkpoint,
+)
 from PIL import Image
-from test_descriptors import IndexNet, unit_rows, write_index_image
 
 from cosplace_xs.checkpoints import write_checkpoint
 from cosplace_xs.cli import eval as eval_command
-from cosplace_xs.config import ApproximateConfig, EvalConfig, RunConfig
-from cosplace_xs.data.names import ImageName, format_name
+from cosplace_xs.config import ApproximateConfig, EvalConfig
 from cosplace_xs.data.test_set import TestSet, load_test_set
 from cosplace_xs.errors import BadFileNameError, CheckpointError, ConfigError, DatasetLayoutError
 from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.evaluation.inference import NATIVE, Inference
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.model.network import GeoLocalizationNet
-
-CPU = torch.device("cpu")
-FP32_CPU = Inference(CPU, "fp32", 32, 0, NATIVE, progress=False)  # the schema's batch size
-E0, N0 = 551_000.0, 4_182_000.0  # San Francisco, UTM zone 10S
-
-
-def dataset_name(east: float, north: float) -> str:
-    """A complete dataset-format PNG name at UTM (east, north), zone 10S, with its lat/lon."""
-    lat, lon = utm.to_latlon(east, north, 10, "S")
-    return format_name(ImageName("", east, north, 10, "S", float(lat), float(lon), "", "", None, None, None, None,
-                                 "", ""), ".png")
-
-
-def write_test_set(root: Path, database: list[tuple[float, float]], queries: list[tuple[float, float]],
-                   size: int = 16) -> Path:
-    """`root/{database,queries}` of images at E0, N0 + the given offsets; image i encodes i (queries follow
-    the database in that numbering)."""
-    for index, (east, north) in enumerate(database):
-        write_index_image(root / "database" / dataset_name(E0 + east, N0 + north), index, size)
-    for index, (east, north) in enumerate(queries, start=len(database)):
-        write_index_image(root / "queries" / dataset_name(E0 + east, N0 + north), index, size)
-    return root
-
-
-def encoded_index(path: Path) -> int:
-    with Image.open(path) as image:
-        red, green, _ = image.getpixel((0, 0))
-    return red + 256 * green
-
-
-def tiny_config(fc_output_dim: int = 32) -> RunConfig:
-    return RunConfig().replace({"model.backbone": "resnet18", "model.fc_output_dim": fc_output_dim,
-                                "model.pretrained": "none", "train.image_size": 32, "train.channels_last": False})
-
-
-def write_tiny_checkpoint(path: Path, model_dim: int = 32, config_dim: int = 32) -> GeoLocalizationNet:
-    """A checkpoint as training writes it: the options and the weights of a ResNet-18 with D = model_dim."""
-    model = GeoLocalizationNet("resnet18", model_dim)
-    write_checkpoint({"config": tiny_config(config_dim).to_dict(), "model": model.state_dict()}, path)
-    return model
-
-
-def run_command(module, argv: list[str]) -> int:
-    """Parse `argv` with the command module's own parser and run it, as `cosplace-xs` would."""
-    parser = argparse.ArgumentParser()
-    module.add_parser(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.run(args)
 
 
 @pytest.fixture

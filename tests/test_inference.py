@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_evaluate import run_command, tiny_config, write_test_set
+from helpers import run_command, tiny_config, write_test_set
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs import predict as predict_library

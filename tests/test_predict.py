@@ -9,18 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_descriptors import IndexNet, on_cpu, unit_rows, write_index_image
-from test_evaluate import (
+from helpers import (
     E0,
     N0,
+    IndexNet,
     dataset_name,
     encoded_index,
+    on_cpu,
     run_command,
     tiny_config,
+    unit_rows,
+    write_index_image,
     write_test_set,
     write_tiny_checkpoint,
 )
+from PIL import Image
 
 from cosplace_xs.cli import predict as predict_command
 from cosplace_xs.data.layout import list_images

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_tiny_checkpoint
 from image_files import write_forged_jpeg, write_jpeg_cut_and_closed, write_jpeg_with_extraneous_bytes, write_png16
 from PIL import Image
-from test_evaluate import write_tiny_checkpoint
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main

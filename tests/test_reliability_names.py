@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_descriptors import write_index_image
-from test_evaluate import write_tiny_checkpoint
+from helpers import write_index_image, write_tiny_checkpoint
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main

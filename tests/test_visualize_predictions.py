@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from helpers import write_index_image
 from PIL import Image
-from test_descriptors import write_index_image
 
 from cosplace_xs.data.test_set import TestSet
 from cosplace_xs.evaluation.recall import NO_HIT
