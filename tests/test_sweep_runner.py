@@ -56,7 +56,7 @@ def restarts(spec: SweepSpec, tmp_path_factory: pytest.TempPathFactory) -> Resta
         statuses.append([t.status for t in run_sweep(spec, sweep_dir, max_trials=1, progress=False).trials()])
         stamp = first.stat().st_mtime_ns
 
-        real_step, steps = loop._train_step, []
+        real_step, steps = loop.F.cross_entropy, []
 
         def interrupted_step(*args, **kwargs):  # Ctrl-C in the second batch, after the first one's checkpoint
             if len(steps) == 1:
@@ -64,10 +64,10 @@ def restarts(spec: SweepSpec, tmp_path_factory: pytest.TempPathFactory) -> Resta
             steps.append(1)
             return real_step(*args, **kwargs)
 
-        patch.setattr(loop, "_train_step", interrupted_step)
+        patch.setattr(loop.F, "cross_entropy", interrupted_step)
         with pytest.raises(KeyboardInterrupt):
             run_sweep(spec, sweep_dir, progress=False)
-        patch.setattr(loop, "_train_step", real_step)
+        patch.setattr(loop.F, "cross_entropy", real_step)
         statuses.append([t.status for t in plan_sweep(spec, sweep_dir).trials()])
 
         patch.setattr(trial_files, "train", _counting_train(calls))
