@@ -35,14 +35,15 @@ from cosplace_xs.data.images import read_image
 from cosplace_xs.data.layout import discover_dataset, require_train_dir
 from cosplace_xs.data.split import build_split
 from cosplace_xs.data.train_set import GroupBatches
-from cosplace_xs.training import loop
+from cosplace_xs.data.workers import start_worker
 
-Decoder = Callable[[Path, int], torch.Tensor]
+Decoder = Callable[..., torch.Tensor]  # (path, size[, max_pixels]), as `read_image`
 
 
-def read_image_pil_draft(path: str | Path, size: int) -> torch.Tensor:
+def read_image_pil_draft(path: str | Path, size: int, max_pixels: int | None = None) -> torch.Tensor:
     """Prototype decoder: PIL with a JPEG draft (libjpeg scales by 1/2, 1/4 or 1/8 while decoding, never below
-    `size`), then the same antialiased resize as `read_image`."""
+    `size`), then the same antialiased resize as `read_image`. It measures speed only: `max_pixels`, which
+    `GroupBatches` passes, is not checked."""
     with Image.open(path) as image:
         image.draft("RGB", (size, size))
         tensor = TF.pil_to_tensor(image.convert("RGB"))
@@ -76,7 +77,7 @@ def training_loader(batches: Dataset, num_batches: int, workers: int, device: to
     yielding = workers > 0 and device.type == "cpu"
     return DataLoader(batches, batch_size=None, sampler=range(num_batches), num_workers=workers,
                       pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None,
-                      persistent_workers=False, worker_init_fn=functools.partial(loop._start_worker, yielding))
+                      persistent_workers=False, worker_init_fn=functools.partial(start_worker, yielding))
 
 
 def pipeline_rate(loader: DataLoader, device: torch.device,
