@@ -8,27 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-
-def write_image(path: Path, size: int = 32, color: tuple[int, int, int] = (90, 120, 150),
-                image_format: str | None = None) -> Path:
-    """Write a `size` x `size` image of one colour (plus a gradient, so JPEG has something to code)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ramp = np.linspace(0, 40, size, dtype=np.float32)[None, :, None]
-    pixels = np.clip(np.array(color, dtype=np.float32) + ramp, 0, 255).astype(np.uint8)
-    Image.fromarray(np.broadcast_to(pixels, (size, size, 3)).copy()).save(
-        path, format=image_format or ("PNG" if path.suffix.lower() == ".png" else "JPEG"))
-    return path
-
-
-def image_file_name(east: float, north: float, heading: float | None = None, prefix: str = "",
-                    extension: str = ".jpg") -> str:
-    """A file name in the datasets' format with exactly these UTM coordinates and heading (zone 10S, rest empty)."""
-    return f"{prefix}@{east!r}@{north!r}@10@S@@@@@{'' if heading is None else repr(heading)}@@@@@@{extension}"
+from helpers import image_file_name, write_image
 
 
 @pytest.fixture

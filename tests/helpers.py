@@ -1,5 +1,6 @@
-"""Helpers the test modules share: images that encode a number, a model that reads it back, dataset-format test
-sets of such images, tiny checkpoints, and running one command module as `cosplace-xs` would.
+"""Helpers the test modules share: the flags of a tiny training run, a small dataset of four classes, images that
+encode a number, a model that reads it back, dataset-format test sets of such images, tiny checkpoints, and
+running one command module as `cosplace-xs` would.
 
 `IndexNet` reads the number an image carries in its first pixel and returns that row of a fixed table, so the
 expected descriptors of any image list are known exactly.
@@ -24,6 +25,46 @@ from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
 from cosplace_xs.model.network import GeoLocalizationNet
 
 CPU = torch.device("cpu")
+
+# a CPU run that trains and validates in seconds: one epoch of one batch, a 32-pixel ResNet-18 with D = 8
+TINY_RUN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--epochs", "1",
+                  "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0", "--groups-num", "1",
+                  "--fc-output-dim", "8", "--eval-batch-size", "8", "--eval-num-workers", "0", "--no-progress")
+# ... on the small dataset below: a batch of 2 of its 4 classes
+ONE_STEP_FLAGS = (*TINY_RUN_FLAGS, "--batch-size", "2", "--min-images-per-class", "1")
+INFERENCE_FLAGS = ("--device", "cpu", "--num-workers", "0", "--no-progress")
+SMALL_TRAIN_IMAGES = 8
+
+
+def image_file_name(east: float, north: float, heading: float | None = None, prefix: str = "",
+                    extension: str = ".jpg") -> str:
+    """A file name in the datasets' format with exactly these UTM coordinates and heading (zone 10S, rest empty)."""
+    return f"{prefix}@{east!r}@{north!r}@10@S@@@@@{'' if heading is None else repr(heading)}@@@@@@{extension}"
+
+
+def write_image(path: Path, size: int = 32, color: tuple[int, int, int] = (90, 120, 150),
+                image_format: str | None = None) -> Path:
+    """Write a `size` x `size` image of one colour (plus a gradient, so JPEG has something to code)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0, 40, size, dtype=np.float32)[None, :, None]
+    pixels = np.clip(np.array(color, dtype=np.float32) + ramp, 0, 255).astype(np.uint8)
+    Image.fromarray(np.broadcast_to(pixels, (size, size, 3)).copy()).save(
+        path, format=image_format or ("PNG" if path.suffix.lower() == ".png" else "JPEG"))
+    return path
+
+
+def write_small_dataset(root: Path, train_folder: str = "train/a", test_sets: tuple[str, ...] = ("val",)) -> Path:
+    """`train_folder`: 4 classes (cells 50 m apart, heading 0: one group) of 2 images, SMALL_TRAIN_IMAGES in all;
+    each test set: database images at east 0, 50 and 100 m, queries at 1 and 51 m (the nearest pair 1 m apart)."""
+    for east in (0.0, 50.0, 100.0, 150.0):
+        for offset in (1.0, 2.0):
+            write_image(root / train_folder / image_file_name(east + offset, 0.0, 0.0), color=(int(east), 60, 90))
+    for name in test_sets:
+        for east in (0.0, 50.0, 100.0):
+            write_image(root / name / "database" / image_file_name(east, 0.0), color=(int(east), 90, 60))
+        for east in (1.0, 51.0):
+            write_image(root / name / "queries" / image_file_name(east, 0.0), color=(int(east), 90, 60))
+    return root
 
 
 def on_cpu(image_size: ImageSize, batch_size: int) -> Inference:

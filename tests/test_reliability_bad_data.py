@@ -11,17 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import ONE_STEP_FLAGS, SMALL_TRAIN_IMAGES, write_small_dataset
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
 # one epoch of one batch of 2 classes, validated, on the small dataset below
-TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",
-               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
-               "--min-images-per-class", "1", "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8",
-               "--eval-num-workers", "0", "--no-progress")
-GOOD_TRAIN_IMAGES = 8
 
 
 @pytest.fixture(autouse=True)
@@ -30,17 +26,9 @@ def _split_cache(tmp_path: Path, monkeypatch) -> None:
 
 
 @pytest.fixture
-def dataset(tmp_path: Path, make_image, image_name) -> Path:
+def dataset(tmp_path: Path) -> Path:
     """train/a/: 4 classes (cells 50 m apart, heading 0: one group) of 2 images; val/: 3 database images, 2 queries."""
-    root = tmp_path / "ds"
-    for east in (0.0, 50.0, 100.0, 150.0):
-        for offset in (1.0, 2.0):
-            make_image(root / "train" / "a" / image_name(east + offset, 0.0, 0.0), color=(int(east), 60, 90))
-    for east in (0.0, 50.0, 100.0):
-        make_image(root / "val" / "database" / image_name(east, 0.0), color=(int(east), 90, 60))
-    for east in (1.0, 51.0):
-        make_image(root / "val" / "queries" / image_name(east, 0.0), color=(int(east), 90, 60))
-    return root
+    return write_small_dataset(tmp_path / "ds")
 
 
 def _unreadable(path: Path, monkeypatch) -> None:
@@ -91,7 +79,7 @@ def _add_unusable(dataset: Path, kind: str, make_image, monkeypatch) -> Path:
 
 
 def _train(dataset: Path, run_dir: Path, *flags: str) -> int:
-    return main(["train", str(dataset), "--run-dir", str(run_dir), *TRAIN_FLAGS, *flags])
+    return main(["train", str(dataset), "--run-dir", str(run_dir), *ONE_STEP_FLAGS, *flags])
 
 
 def _error(capsys) -> str:
@@ -110,7 +98,7 @@ def test_an_unusable_training_image_is_refused_before_training_or_skipped_and_li
     refused = tmp_path / "refused"
     assert _train(dataset, refused) == 2
     error = _error(capsys)
-    assert error.startswith(f"error: unusable images: 1 of {GOOD_TRAIN_IMAGES + 1} training images (listed in "
+    assert error.startswith(f"error: unusable images: 1 of {SMALL_TRAIN_IMAGES + 1} training images (listed in "
                             f"{refused / run_files.BAD_IMAGES}):")
     assert f"  {bad}: {problem}" in error and "--skip-bad-images" in error
     assert not list(refused.glob("*.pt")), "nothing is trained"
@@ -119,9 +107,9 @@ def test_an_unusable_training_image_is_refused_before_training_or_skipped_and_li
     skipped = tmp_path / "skipped"
     assert _train(dataset, skipped, "--skip-bad-images") == 0
     log = (skipped / run_files.LOG).read_text()
-    assert f"skipping unusable images: 1 of {GOOD_TRAIN_IMAGES + 1} training images (listed in " \
+    assert f"skipping unusable images: 1 of {SMALL_TRAIN_IMAGES + 1} training images (listed in " \
            f"{skipped / run_files.BAD_IMAGES})" in log
-    assert f"({GOOD_TRAIN_IMAGES} listed)" in log  # the split was built without it
+    assert f"({SMALL_TRAIN_IMAGES} listed)" in log  # the split was built without it
     assert f"{bad}: {problem}" in (skipped / run_files.BAD_IMAGES).read_text()
     assert ckpt.read_checkpoint(skipped / ckpt.LAST)["epoch"] == 1
 
@@ -136,11 +124,11 @@ def _same_name_in_another_folder(dataset: Path, make_image) -> None:
 
 # kind -> (how to make it, training images used, what the run log says about it)
 HARMLESS: dict[str, tuple[Callable[[Path, Callable], None], int, str]] = {
-    "PNG renamed .jpg": (_png_named_jpg, GOOD_TRAIN_IMAGES + 1,  # decoded from its bytes, used
+    "PNG renamed .jpg": (_png_named_jpg, SMALL_TRAIN_IMAGES + 1,  # decoded from its bytes, used
                          "a PNG file named .jpg; it decodes fine, but rename it"),
-    "non-image file": (lambda root, make: (root / "train" / "readme.txt").write_text("notes"), GOOD_TRAIN_IMAGES,
+    "non-image file": (lambda root, make: (root / "train" / "readme.txt").write_text("notes"), SMALL_TRAIN_IMAGES,
                        "ignored 1 non-image files (readme.txt)"),
-    "same name in two sub-folders": (_same_name_in_another_folder, GOOD_TRAIN_IMAGES + 1,  # both used, same class
+    "same name in two sub-folders": (_same_name_in_another_folder, SMALL_TRAIN_IMAGES + 1,  # both used, same class
                                      "same file name, so the same metadata, as"),
 }
 
@@ -194,7 +182,7 @@ def test_every_problem_at_once(dataset: Path, tmp_path: Path, make_image, monkey
 
     assert main(["check-dataset", str(dataset), "--no-progress", "--limit", "0"]) == 1
     report = capsys.readouterr().out
-    assert report.startswith(f"checked {GOOD_TRAIN_IMAGES + 5 + 2 + len(unusable)} images: 6 errors, 2 warnings, "
+    assert report.startswith(f"checked {SMALL_TRAIN_IMAGES + 5 + 2 + len(unusable)} images: 6 errors, 2 warnings, "
                              "1 notes\n")
     for path, problem in unusable.items():
         assert report.count(f"  {path}: {problem}") == 1, path
@@ -205,11 +193,11 @@ def test_every_problem_at_once(dataset: Path, tmp_path: Path, make_image, monkey
 
     assert _train(dataset, tmp_path / "refused") == 2
     error = _error(capsys)
-    assert error.startswith(f"error: unusable images: 6 of {GOOD_TRAIN_IMAGES + 2 + 6} training images")
+    assert error.startswith(f"error: unusable images: 6 of {SMALL_TRAIN_IMAGES + 2 + 6} training images")
     assert all(f"  {path}: {problem}" in error for path, problem in unusable.items())
 
     skipped = tmp_path / "skipped"
     assert _train(dataset, skipped, "--skip-bad-images") == 0
     listed = (skipped / run_files.BAD_IMAGES).read_text()
     assert all(f"  {path}: {problem}" in listed for path, problem in unusable.items())
-    assert f"({GOOD_TRAIN_IMAGES + 2} listed)" in (skipped / run_files.LOG).read_text()
+    assert f"({SMALL_TRAIN_IMAGES + 2} listed)" in (skipped / run_files.LOG).read_text()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_tiny_checkpoint
+from helpers import INFERENCE_FLAGS as SHARED_INFERENCE_FLAGS
+from helpers import ONE_STEP_FLAGS, SMALL_TRAIN_IMAGES, write_small_dataset, write_tiny_checkpoint
 from image_files import write_forged_jpeg, write_jpeg_cut_and_closed, write_jpeg_with_extraneous_bytes, write_png16
 from PIL import Image
 
@@ -20,12 +21,7 @@ from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
-TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",
-               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
-               "--min-images-per-class", "1", "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8",
-               "--eval-num-workers", "0", "--no-progress")
-INFERENCE_FLAGS = ("--device", "cpu", "--num-workers", "0", "--image-size", "32", "--no-progress")
-GOOD_TRAIN_IMAGES = 8
+INFERENCE_FLAGS = (*SHARED_INFERENCE_FLAGS, "--image-size", "32")
 
 
 @pytest.fixture(autouse=True)
@@ -42,18 +38,9 @@ TEST_QUERY = "test/queries/" + _name(52.0).removesuffix(".jpg")
 
 
 @pytest.fixture
-def dataset(tmp_path: Path, make_image) -> Path:
+def dataset(tmp_path: Path) -> Path:
     """train/a/: 4 classes of 2 images (one group); val/ and test/: 3 database images and 2 queries each."""
-    root = tmp_path / "ds"
-    for east in (0.0, 50.0, 100.0, 150.0):
-        for offset in (1.0, 2.0):
-            make_image(root / "train" / "a" / _name(east + offset, 0.0), color=(int(east), 60, 90))
-    for split in ("val", "test"):
-        for east in (0.0, 50.0, 100.0):
-            make_image(root / split / "database" / _name(east), color=(int(east), 90, 60))
-        for east in (1.0, 51.0):
-            make_image(root / split / "queries" / _name(east), color=(int(east), 90, 60))
-    return root
+    return write_small_dataset(tmp_path / "ds", test_sets=("val", "test"))
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -74,8 +61,8 @@ def _one_error_line(err: str) -> str:
 Argv = Callable[[Path, Path, Path, Path], list[str]]
 COMMANDS: dict[str, Argv] = {
     "check-dataset": lambda root, run, out, bad: ["check-dataset", str(root), "--no-progress"],
-    "train": lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *TRAIN_FLAGS],
-    "train --skip-bad-images": lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *TRAIN_FLAGS,
+    "train": lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *ONE_STEP_FLAGS],
+    "train --skip-bad-images": lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *ONE_STEP_FLAGS,
                                                             "--skip-bad-images"],
     "eval": lambda root, run, out, bad: ["eval", "--checkpoint", str(run), str(root / "test"), "--out", str(out),
                                          *INFERENCE_FLAGS],
@@ -139,7 +126,7 @@ def test_an_image_of_any_mode_and_depth_is_read_as_8_bit_rgb_by_every_command(ca
     assert printed in stdout
     if command.startswith("train"):
         log = (out / run_files.LOG).read_text()
-        assert f"({GOOD_TRAIN_IMAGES + 1} listed)" in log  # used, not skipped
+        assert f"({SMALL_TRAIN_IMAGES + 1} listed)" in log  # used, not skipped
         assert not (out / run_files.BAD_IMAGES).exists()
         assert ckpt.read_checkpoint(out / ckpt.LAST)["epoch"] == 1
     if command == "augment-preview":  # the original's tile: 32768 of 65535 is mid-grey, not white
@@ -229,7 +216,7 @@ def test_jpeg_data_that_libjpeg_only_warns_about_is_a_bad_image_named(case: str,
         if expected_code == 2:
             assert _one_error_line(err).startswith("error: unusable images: 1 of 9 training images")
         else:
-            assert f"({GOOD_TRAIN_IMAGES} listed)" in (out / run_files.LOG).read_text()
+            assert f"({SMALL_TRAIN_IMAGES} listed)" in (out / run_files.LOG).read_text()
 
 
 def _fifo(path: Path) -> Path:
@@ -274,7 +261,7 @@ def test_a_fifo_or_socket_named_as_an_image_is_skipped_with_a_warning_never_wait
     assert "Traceback" not in done.stdout + done.stderr
     assert fragment.format(bad=bad) in (done.stdout if command == "check-dataset" else done.stderr)
     if command == "train":
-        assert f"({GOOD_TRAIN_IMAGES} listed)" in (out / run_files.LOG).read_text()
+        assert f"({SMALL_TRAIN_IMAGES} listed)" in (out / run_files.LOG).read_text()
         assert ckpt.read_checkpoint(out / ckpt.LAST)["epoch"] == 1
     if expected_code == 2:
         _one_error_line(done.stderr)
@@ -327,7 +314,7 @@ def test_a_link_to_a_single_file_inside_the_folder_is_followed(dataset: Path, tm
     os.symlink(dataset / "train" / "a" / _name(1.0, 0.0), dataset / "train" / "a" / _name(3.0, 0.0))
     code, _, err = _run(COMMANDS["train"](dataset, tmp_path / "run", tmp_path / "out", dataset), capsys)
     assert code == 0, err
-    assert f"({GOOD_TRAIN_IMAGES + 1} listed)" in (tmp_path / "out" / run_files.LOG).read_text()
+    assert f"({SMALL_TRAIN_IMAGES + 1} listed)" in (tmp_path / "out" / run_files.LOG).read_text()
 
 
 def test_check_dataset_passes_on_a_city_that_synth_just_wrote(tmp_path: Path, capsys) -> None:

@@ -9,17 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import write_tiny_checkpoint
+from helpers import INFERENCE_FLAGS as SHARED_INFERENCE_FLAGS
+from helpers import ONE_STEP_FLAGS, write_small_dataset, write_tiny_checkpoint
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
-TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",
-               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
-               "--min-images-per-class", "1", "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8",
-               "--eval-num-workers", "0", "--no-progress")
-INFERENCE_FLAGS = ("--device", "cpu", "--num-workers", "0", "--image-size", "32", "--no-progress")
+INFERENCE_FLAGS = (*SHARED_INFERENCE_FLAGS, "--image-size", "32")
 LIMIT = "2000"  # pixels: every 32 x 32 image of the dataset (1024) passes, a 64 x 64 one (4096) does not
 
 
@@ -33,18 +30,9 @@ def _name(east: float, heading: float | None = None) -> str:
 
 
 @pytest.fixture
-def dataset(tmp_path: Path, make_image) -> Path:
+def dataset(tmp_path: Path) -> Path:
     """train/a/: 4 classes of 2 images (one group); val/ and test/: 3 database images and 2 queries each."""
-    root = tmp_path / "ds"
-    for east in (0.0, 50.0, 100.0, 150.0):
-        for offset in (1.0, 2.0):
-            make_image(root / "train" / "a" / _name(east + offset, 0.0), color=(int(east), 60, 90))
-    for split in ("val", "test"):
-        for east in (0.0, 50.0, 100.0):
-            make_image(root / split / "database" / _name(east), color=(int(east), 90, 60))
-        for east in (1.0, 51.0):
-            make_image(root / split / "queries" / _name(east), color=(int(east), 90, 60))
-    return root
+    return write_small_dataset(tmp_path / "ds", test_sets=("val", "test"))
 
 
 @pytest.fixture
@@ -76,7 +64,7 @@ PIXEL_LIMIT: dict[str, tuple[str, Argv, int, str]] = {
         "train/b", lambda root, run, out, bad: ["check-dataset", str(root), "--no-progress", "--max-image-pixels",
                                                 LIMIT], 1, "ERROR above the pixel limit (1):\n  " + ABOVE),
     "train refuses it before the first batch": (
-        "train/b", lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *TRAIN_FLAGS,
+        "train/b", lambda root, run, out, bad: ["train", str(root), "--run-dir", str(out), *ONE_STEP_FLAGS,
                                                 "--max-image-pixels", LIMIT], 2,
         "error: unusable images: 1 of 9 training images"),
     "eval refuses it among the queries": (

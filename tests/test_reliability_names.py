@@ -11,18 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import write_index_image, write_tiny_checkpoint
+from helpers import INFERENCE_FLAGS, TINY_RUN_FLAGS, write_index_image, write_tiny_checkpoint
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.data.names import display_name
 from cosplace_xs.training import run_files
 
-TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",
-               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
-               "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8", "--eval-num-workers", "0",
-               "--no-progress")
-INFERENCE_FLAGS = ("--device", "cpu", "--num-workers", "0", "--no-progress")
 HUGE = "1" + "0" * 200 + ".0"  # 1e200 m written out: float() takes it; centring on it swamps every other position
 NOT_UTF8 = os.fsdecode(b"\xff@201.0@0.0@10@S@@@@@0@@@@@@.jpg")
 NOT_UTF8_SHOWN = "\\xff@201.0@0.0@10@S@@@@@0@@@@@@.jpg: the file name is not valid UTF-8 (the bytes shown as \\xNN)"
@@ -31,6 +26,9 @@ NOT_UTF8_SHOWN = "\\xff@201.0@0.0@10@S@@@@@0@@@@@@.jpg: the file name is not val
 @pytest.fixture(autouse=True)
 def _split_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+
+
+ONE_BATCH_FLAGS = (*TINY_RUN_FLAGS, "--batch-size", "2")  # --min-images-per-class as each case needs
 
 
 def _name(east: float, north: float = 0.0, heading: float | None = None, zone: str = "10@S") -> str:
@@ -92,7 +90,7 @@ def test_a_bad_training_file_name_is_refused_before_training_or_skipped_and_list
     bad = make_image(dataset / "train" / "bad" / name)
     run_dir = tmp_path / "run"
     code, _, err = _run(["train", str(dataset), "--run-dir", str(run_dir), "--min-images-per-class", "1",
-                         *TRAIN_FLAGS, *options], capsys)
+                         *ONE_BATCH_FLAGS, *options], capsys)
     assert code == expected_code, err
     if expected_code == 2:
         error = _one_error_line(err)
@@ -149,7 +147,7 @@ def test_a_bad_test_set_file_name_is_named_by_eval_and_check_dataset(case: str, 
 # case -> (train arguments, exit code, message)
 SPLIT_ADVICE = {
     "train: every class dropped": (
-        ["train", "{dataset}", "--min-images-per-class", "4", *TRAIN_FLAGS], 2,
+        ["train", "{dataset}", "--min-images-per-class", "4", *ONE_BATCH_FLAGS], 2,
         "error: option --min-images-per-class=4 drops every class of {dataset}/train: its 4 classes (M=10, alpha=30) "
         "have fewer images; the largest class has 3 images: --min-images-per-class 3 keeps 1 class, 2 keeps 3, "
         "1 keeps 4"),
@@ -157,7 +155,7 @@ SPLIT_ADVICE = {
         ["split-info", "{dataset}", "--min-images-per-class", "5", "--M", "10", "--cache-dir", "{dataset}/cache"], 2,
         "the largest class has 3 images: --min-images-per-class 3 keeps 1 class, 2 keeps 3, 1 keeps 4"),
     "train: fewer groups than asked": (
-        ["train", "{dataset}", "--min-images-per-class", "1", *TRAIN_FLAGS, "--groups-num", "2"], 2,
+        ["train", "{dataset}", "--min-images-per-class", "1", *ONE_BATCH_FLAGS, "--groups-num", "2"], 2,
         "error: --groups-num=2 asks for 2 groups, but the split of {dataset}/train has 1 group (M=10, alpha=30, N=5, "
         "L=2: at most N*N*L = 50); use --groups-num <= 1, or change --N / --L"),
 }

@@ -6,15 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import ONE_STEP_FLAGS, write_small_dataset
 
 from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
 # one epoch of one batch of 2 classes on the dataset below, validated
-TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--batch-size", "2", "--epochs", "1",
-               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
-               "--min-images-per-class", "1", "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8",
-               "--eval-num-workers", "0", "--no-progress")
 DIVISORS_OF_360 = "1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 18, 20, 24, 30, 36, 40, 45, 60, 72, 90, 120, 180, 360"
 
 
@@ -24,18 +21,10 @@ def _split_cache(tmp_path: Path, monkeypatch) -> None:
 
 
 @pytest.fixture
-def dataset(tmp_path: Path, make_image, image_name) -> Path:
+def dataset(tmp_path: Path) -> Path:
     """train/: 4 classes of 2 images (cells 50 m apart, heading 0, so one group of 4 classes); val/: database
     images at east 0, 50, 100 m and queries at 1 and 51 m, so the nearest query is 1 m from the database."""
-    root = tmp_path / "ds"
-    for east in (0.0, 50.0, 100.0, 150.0):
-        for offset in (1.0, 2.0):
-            make_image(root / "train" / image_name(east + offset, 0.0, 0.0), color=(int(east), 60, 90))
-    for east in (0.0, 50.0, 100.0):
-        make_image(root / "val" / "database" / image_name(east, 0.0), color=(int(east), 90, 60))
-    for east in (1.0, 51.0):
-        make_image(root / "val" / "queries" / image_name(east, 0.0), color=(int(east), 90, 60))
-    return root
+    return write_small_dataset(tmp_path / "ds", train_folder="train")
 
 
 # kind -> (flags, the whole error the command prints, up to the way out)
@@ -101,7 +90,7 @@ def test_a_value_of_the_wrong_type_or_beyond_sense_is_refused_by_the_schema(kind
                                                                            capsys) -> None:
     flags, message = BAD_VALUES[kind]
     run_dir = tmp_path / "run"
-    assert main(["train", str(dataset), "--run-dir", str(run_dir), *TRAIN_FLAGS, *flags]) == 2
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), *ONE_STEP_FLAGS, *flags]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip() == f"error: {message}", err
     assert not run_dir.exists(), "refused before any folder is made"
@@ -113,7 +102,7 @@ def test_a_bad_config_file_names_the_file_and_the_key(kind: str, dataset: Path, 
     config = tmp_path / "c.yaml"
     config.write_bytes(text if isinstance(text, bytes) else text.encode())
     run_dir = tmp_path / "run"
-    assert main(["train", str(dataset), "--run-dir", str(run_dir), "--config", str(config), *TRAIN_FLAGS]) == 2
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), "--config", str(config), *ONE_STEP_FLAGS]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith(f"error: {config}: ") and message in err, err
     assert len(err.strip().splitlines()) == 1 and not run_dir.exists()
@@ -123,8 +112,8 @@ def test_a_config_file_goes_through_the_same_coercion_as_flags(dataset: Path, tm
     config = tmp_path / "c.yaml"
     config.write_text("optim: {lr: 1e-3}\ntrain: {batch_size: '2'}\n")  # PyYAML reads both as strings
     run_dir = tmp_path / "run"
-    at = TRAIN_FLAGS.index("--batch-size")
-    flags = TRAIN_FLAGS[:at] + TRAIN_FLAGS[at + 2:]
+    at = ONE_STEP_FLAGS.index("--batch-size")
+    flags = ONE_STEP_FLAGS[:at] + ONE_STEP_FLAGS[at + 2:]
     assert main(["train", str(dataset), "--run-dir", str(run_dir), "--config", str(config), *flags]) == 0
     saved = (run_dir / run_files.CONFIG).read_text()
     assert "lr: 0.001" in saved and "batch_size: 2\n" in saved
@@ -135,7 +124,7 @@ def test_an_out_of_range_option_is_an_error_naming_the_option_and_its_range(kind
                                                                             tmp_path: Path, capsys) -> None:
     flags, message = OUT_OF_RANGE[kind]
     run_dir = tmp_path / "run"
-    assert main(["train", str(dataset), "--run-dir", str(run_dir), *TRAIN_FLAGS, *flags]) == 2
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), *ONE_STEP_FLAGS, *flags]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     error = err[err.index("error: "):]
@@ -146,8 +135,8 @@ def test_an_out_of_range_option_is_an_error_naming_the_option_and_its_range(kind
 def test_a_run_folder_refused_for_an_option_trains_once_the_option_is_fixed(dataset: Path, tmp_path: Path) -> None:
     """The check comes before anything that would make the folder look like a run (config.yaml, checkpoints)."""
     run_dir = tmp_path / "run"
-    assert main(["train", str(dataset), "--run-dir", str(run_dir), *TRAIN_FLAGS, "--batch-size", "5"]) == 2
-    assert main(["train", str(dataset), "--run-dir", str(run_dir), *TRAIN_FLAGS, "--batch-size", "4"]) == 0
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), *ONE_STEP_FLAGS, "--batch-size", "5"]) == 2
+    assert main(["train", str(dataset), "--run-dir", str(run_dir), *ONE_STEP_FLAGS, "--batch-size", "4"]) == 0
     assert (run_dir / run_files.CONFIG).is_file()
 
 

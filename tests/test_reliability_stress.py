@@ -7,15 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import TINY_RUN_FLAGS
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
-TRAIN_FLAGS = ("--device", "cpu", "--no-pretrained", "--image-size", "32", "--epochs", "1",
-               "--iterations-per-epoch", "1", "--checkpoint-every", "0", "--num-workers", "0",
-               "--min-images-per-class", "1", "--groups-num", "1", "--fc-output-dim", "8", "--eval-batch-size", "8",
-               "--eval-num-workers", "0", "--no-progress")
+TRAIN_FLAGS = (*TINY_RUN_FLAGS, "--min-images-per-class", "1")  # the batch size as each case needs
 
 
 @pytest.fixture(autouse=True)

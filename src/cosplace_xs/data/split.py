@@ -109,7 +109,8 @@ class TrainSplit:
             raise self._too_few_groups(f"--groups-num={groups_num} asks for {groups_num} groups")
 
     def summary(self, max_groups: int | None = 20) -> str:
-        """A few lines: images, classes, dropped classes, and each group's class and image counts."""
+        """A few lines: images, classes, dropped classes, and each group's class and image counts (no table with
+        `max_groups=0`)."""
         c = self.config
         lines = [
             f"train images: {self.train_dir} ({self.num_listed_images} listed)",
@@ -122,6 +123,8 @@ class TrainSplit:
         if self.num_headings == 1:
             lines.append(f"headings: all images share one heading, so alpha and L change nothing "
                          f"(at most N*N = {c.N * c.N} groups)")
+        if max_groups == 0:
+            return "\n".join(lines)
         lines.append(f"  {'group':>5}  {'group id':<14}{'classes':>8}{'images':>9}")
         shown = self.groups if max_groups is None else self.groups[:max_groups]
         lines += [f"  {i:>5}  {g.group_id!s:<14}{len(g.class_ids):>8}{g.num_images:>9}" for i, g in enumerate(shown)]

@@ -191,7 +191,8 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     if val_set is not None:
         require_a_positive(val_set, "or train with --no-validate")
     _warn_single_class_groups(split, config.split.groups_num)
-    log.debug("split:\n%s", split.summary())  # the table for -v; `split-info` prints it on demand
+    log.info("%s", split.summary(max_groups=0))
+    log.debug("groups of the split:\n%s", split.summary())  # the table for -v; `split-info` prints it on demand
 
     model = model.to(device)
     if config.train.channels_last:
