@@ -119,8 +119,12 @@ def test_predict_command_writes_table_json_pictures_and_maps(street: Path, tmp_p
     assert holiday_result["error_m"] is None and len(holiday_result["matches"]) == 4
     best = named_result["matches"][0]
     assert named_result["error_m"] == pytest.approx(math.hypot(best["utm"][0] - E0 - 60.0, best["utm"][1] - N0 - 5))
-    pictures, maps = sorted(out.glob("*.png")), sorted(out.glob("*.html"))
-    assert len(pictures) == 2 and len(maps) == 2
+    metre_maps, maps = sorted(out.glob("*_map.png")), sorted(out.glob("*_map.html"))
+    pictures = sorted(set(out.glob("*.png")) - set(metre_maps))
+    assert len(pictures) == 2 and len(maps) == 2 and len(metre_maps) == 2
+    assert [p.name.removesuffix("_map.png") for p in metre_maps] == [p.name.removesuffix(".png") for p in pictures]
+    with Image.open(metre_maps[1]) as metre_map:  # drawn offline, in metres, with the streets and the truth
+        assert metre_map.format == "PNG" and metre_map.size == (640, 640)
     with Image.open(pictures[0]) as picture:
         assert picture.format == "PNG" and picture.width > 5 * 160
     lat, lon = holiday_result["latlon"]

@@ -1,9 +1,10 @@
 """`cosplace-xs predict`: geolocate photos (any JPEG or PNG) against a database folder or descriptor store.
 
-Prints a table, writes predictions.json and one picture per photo (photo + top k), and with --map an HTML map
-per photo. Confidence: the share of the top-k similarity (softmax of CosFace-scaled cosines) that lies within
-the positive threshold (the checkpoint's, unless --positive-dist-threshold is given) of the best match.
-Photos named in the dataset format also get their error in metres.
+Prints a table, writes predictions.json and one picture per photo (photo + top k), and with --map a map per
+photo: a PNG in metres that needs no network, and an HTML map where positions have a lat/lon. Confidence: the
+share of the top-k similarity (softmax of CosFace-scaled cosines) that lies within the positive threshold (the
+checkpoint's, unless --positive-dist-threshold is given) of the best match. Photos named in the dataset format
+also get their error in metres.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from cosplace_xs.data.names import display_name
 from cosplace_xs.errors import BadImageError, ConfigError
 
 if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
+    import numpy as np
+
     from cosplace_xs.predict import Prediction
 
 NAME_WIDTH = 48  # dataset-format names run past 100 characters: the table shows both ends
@@ -34,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="a folder of database images named in the dataset format, or a descriptor store "
                              "(.npy/.json written by `cosplace-xs eval --save-descriptors`)")
     parser.add_argument("--k", type=int, default=5, help="database matches shown per photo (default: 5)")
-    parser.add_argument("--map", action="store_true", help="also write an HTML map per photo")
+    parser.add_argument("--map", action="store_true",
+                        help="also write a map per photo: a PNG in metres (no network needed) and an HTML map")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: ./predict-<date-time>)")
     add_inference_arguments(parser, scoring=("positive_dist_threshold",))
@@ -79,16 +83,22 @@ def format_predictions(predictions: list[Prediction]) -> str:
     return "\n".join(lines)
 
 
-def _map(prediction: Prediction, path: Path) -> Path | None:
+def _maps(prediction: Prediction, database_utm: np.ndarray, stem: Path) -> None:
+    """`stem.png`, a map in metres that needs no network, and `stem.html`, an interactive one (lat/lon known)."""
+    from cosplace_xs.visualize.metre_map import save_metre_map
     from cosplace_xs.visualize.result_map import save_result_map
 
-    if prediction.latlon is None:
-        return None
     labels = [f"#{m.rank} descriptor distance {m.descriptor_distance:.3f}"
               + ("" if m.error_m is None else f", {m.error_m:.0f} m from the true position")
               for m in prediction.matches]
-    return save_result_map(path, prediction.latlon, [m.latlon for m in prediction.matches], labels,
-                           prediction.true_latlon, title=display_name(prediction.query.name))
+    title = display_name(prediction.query.name)
+    save_metre_map(stem.with_name(stem.name + "_map.png"), prediction.utm, prediction.confidence,
+                   [m.utm for m in prediction.matches], [f"#{m.rank} ({m.descriptor_distance:.3f})"
+                                                         for m in prediction.matches],
+                   database_utm, prediction.true_utm, title=title)
+    if prediction.latlon is not None:
+        save_result_map(stem.with_name(stem.name + "_map.html"), prediction.latlon,
+                        [m.latlon for m in prediction.matches], labels, prediction.true_latlon, title=title)
 
 
 def picture_title(prediction: Prediction) -> str:
@@ -106,7 +116,7 @@ def warnings(predictions: list[Prediction], mapped: bool) -> list[str]:
              "): its match at distance 0 says nothing of the model" for p in predictions if p.in_database is not None]
     unknown = sum(p.latlon is None for p in predictions)
     if unknown:
-        photos = f"{unknown} photo{'' if unknown == 1 else 's'}{', so no map' if mapped else ''}"
+        photos = f"{unknown} photo{'' if unknown == 1 else 's'}{', so no HTML map' if mapped else ''}"
         lines.append(f"lat/lon unknown for {photos}: the name of the best match gives no lat/lon, nor a UTM zone "
                      "and position that convert to one; predictions.json gives positions in UTM")
     return lines
@@ -137,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                                [m.error_m for m in prediction.matches], out / f"{stem}.png",
                                radius, title=picture_title(prediction))
         if args.map:
-            _map(prediction, out / f"{stem}.html")
+            _maps(prediction, database.utm, out / stem)
     (out / "predictions.json").write_text(json.dumps([p.to_dict() for p in predictions], indent=2) + "\n")
     for line in warnings(predictions, args.map):
         print(line)
