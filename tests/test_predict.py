@@ -159,3 +159,28 @@ def test_picture_titles_give_utm_always_and_say_when_latlon_is_unknown() -> None
                         in_database=Path("/db/q.jpg"))
     assert predict_command.picture_title(itself) == ("q.jpg: UTM 551000.2 E, 4182000.0 N, lat/lon 37.787520, "
                                                      "-122.414540 - this photo is itself in the database")
+
+
+def test_the_picture_of_a_photo_without_a_geotag_says_where_each_match_lies(street: Path, tmp_path: Path) -> None:
+    """Under the photo its confidence; under each match its descriptor distance and its offset from the prediction
+    (the prediction is the best match's position, so #1 lies at +0 E +0 N)."""
+    from cosplace_xs.cli.predict import picture_notes
+
+    write_tiny_checkpoint(tmp_path / "run" / "best.pt")
+    holiday = write_index_image(tmp_path / "holiday.png", 3, width=48, height=36)
+    out = tmp_path / "out"
+    assert run_command(predict_command, ["predict", "--checkpoint", str(tmp_path / "run"), "--database",
+                                         str(street / "database"), "--k", "3", "--out", str(out), "--device", "cpu",
+                                         "--num-workers", "0", "--no-progress", str(holiday)]) == 0
+    (result,) = json.loads((out / "predictions.json").read_text())
+    from cosplace_xs.predict import Match, Prediction
+
+    prediction = Prediction(holiday, tuple(result["utm"]), None, result["confidence"], tuple(
+        Match(m["rank"], Path(m["path"]), m["descriptor_distance"], tuple(m["utm"]), None, None)
+        for m in result["matches"]))
+    notes = picture_notes(prediction)
+    assert notes["query_note"] == f"confidence {result['confidence']:.2f}"
+    first = result["matches"][0]
+    assert notes["match_notes"][0] == f"d {first['descriptor_distance']:.3f}, +0 E +0 N m"
+    with Image.open(out / "000-holiday.png") as picture:  # two caption lines
+        assert picture.height == 22 + 160 + 2 * 20 + 2 * 6

@@ -110,6 +110,15 @@ def picture_title(prediction: Prediction) -> str:
     return f"{display_name(prediction.query.name)}: UTM {east:.1f} E, {north:.1f} N, {latlon}{itself}"
 
 
+def picture_notes(prediction: Prediction) -> dict[str, object]:
+    """Second caption lines: the confidence under the photo; under each match its descriptor distance and where it
+    lies from the prediction (so a photo without a geotag still shows where each match is)."""
+    east, north = prediction.utm
+    return {"query_note": f"confidence {prediction.confidence:.2f}",
+            "match_notes": [f"d {m.descriptor_distance:.3f}, {m.utm[0] - east:+.0f} E {m.utm[1] - north:+.0f} N m"
+                            for m in prediction.matches]}
+
+
 def warnings(predictions: list[Prediction], mapped: bool) -> list[str]:
     """Lines for the photos whose match is the photo itself, and for those whose lat/lon is unknown."""
     lines = [f"warning: photo {display_name(p.query.name)} is itself in the database (as {display_name(p.in_database)}"
@@ -145,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         stem = f"{index:03d}-{display_name(prediction.query.stem)[:60]}"
         save_retrieval_picture(prediction.query, [m.path for m in prediction.matches],
                                [m.error_m for m in prediction.matches], out / f"{stem}.png",
-                               radius, title=picture_title(prediction))
+                               radius, title=picture_title(prediction), **picture_notes(prediction))
         if args.map:
             _maps(prediction, database.utm, out / stem)
     (out / "predictions.json").write_text(json.dumps([p.to_dict() for p in predictions], indent=2) + "\n")

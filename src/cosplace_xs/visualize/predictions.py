@@ -20,7 +20,7 @@ BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
 BORDER = 5  # pixels of coloured frame
 PAD = 6  # pixels between tiles
-CAPTION = 20  # pixels of text under each tile
+CAPTION = 20  # pixels of one line of text under each tile
 TITLE = 22  # pixels of the title line
 
 
@@ -47,27 +47,36 @@ def _tile(path: Path, size: int, colour: tuple[int, int, int]) -> Image.Image:
 
 
 def _caption(rank: int, error_m: float | None) -> str:
-    return f"#{rank}  {error_m:.0f} m" if error_m is not None else f"#{rank}  position unknown"
+    return f"#{rank}  {error_m:.0f} m off" if error_m is not None else f"#{rank}  (true position unknown)"
 
 
 def save_retrieval_picture(query: Path, matches: Sequence[Path], errors_m: Sequence[float | None], path: Path,
-                           threshold_m: float = POSITIVE_DIST_THRESHOLD, title: str = "", tile_size: int = 160) -> Path:
-    """Write a PNG: the query, then its matches (best first) with their distance to the query's true position."""
+                           threshold_m: float = POSITIVE_DIST_THRESHOLD, title: str = "", tile_size: int = 160,
+                           query_note: str = "", match_notes: Sequence[str] = ()) -> Path:
+    """Write a PNG: the query, then its matches (best first) with their distance to the query's true position.
+
+    `query_note` and `match_notes` (one per match) add a second caption line, e.g. the predicted position and its
+    confidence under the query, each match's position and descriptor distance under it."""
     assert len(matches) == len(errors_m), "one error (or None) per match"
+    assert not match_notes or len(match_notes) == len(matches), "one note per match"
     font = ImageFont.load_default(size=12)
     count = 1 + len(matches)
+    lines = 2 if query_note or match_notes else 1
     width = count * tile_size + (count + 1) * PAD
-    height = TITLE + tile_size + CAPTION + 2 * PAD
+    height = TITLE + tile_size + lines * CAPTION + 2 * PAD
     picture = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(picture)
     draw.text((PAD, PAD), title or query.name, fill=TEXT, font=font)
+    notes = [query_note, *(match_notes or [""] * len(matches))]
     tiles = [(_tile(query, tile_size, QUERY_FRAME), "query")]
     tiles += [(_tile(match, tile_size, frame_colour(error, threshold_m)), _caption(rank, error))
               for rank, (match, error) in enumerate(zip(matches, errors_m, strict=True), start=1)]
-    for column, (tile, caption) in enumerate(tiles):
+    for column, ((tile, caption), note) in enumerate(zip(tiles, notes, strict=True)):
         left = PAD + column * (tile_size + PAD)
         picture.paste(tile, (left, TITLE + PAD))
         draw.text((left + BORDER, TITLE + PAD + tile_size + 3), caption, fill=TEXT, font=font)
+        if note:
+            draw.text((left + BORDER, TITLE + PAD + tile_size + 3 + CAPTION), note, fill=TEXT, font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path, format="PNG")
     return path
