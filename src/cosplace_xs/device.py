@@ -7,20 +7,22 @@ from collections.abc import Iterator
 
 import torch
 
-from cosplace_xs.config import AUTO_WORKERS
+from cosplace_xs.config import AUTO_WORKERS, TrainConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks CUDA when present, else the CPU; an unavailable CUDA device is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    flag = flag_of(TrainConfig, "device")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"option --device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"option {flag}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"option --device={name!r}: CUDA is not available on this machine; use --device cpu")
+        raise ConfigError(f"option {flag}={name!r}: CUDA is not available on this machine; use {flag} cpu")
     return device
 
 
@@ -29,7 +31,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("option --precision=fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        raise ConfigError(f"option {flag_of(TrainConfig, 'precision')}=fp16 needs a CUDA device; on the CPU use bf16 "
+                          "or fp32")
     return precision
 
 

@@ -60,6 +60,11 @@ def flag_of(group_cls: type, name: str) -> str:
     return facts(item).flag or "--" + name.replace("_", "-")
 
 
+def no_flag_of(group_cls: type, name: str) -> str:
+    """The command-line spelling that turns boolean option `name` off (argparse's BooleanOptionalAction)."""
+    return "--no-" + flag_of(group_cls, name).removeprefix("--")
+
+
 def name_in(source: str | None, group: str, group_cls: type, name: str) -> str:
     """How a message names an option: its flag for the command line (or None), `group.name` in a file."""
     if source in (None, COMMAND_LINE):

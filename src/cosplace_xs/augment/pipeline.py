@@ -20,8 +20,9 @@ from torch import nn
 from cosplace_xs.augment import color, geometry
 from cosplace_xs.augment.occlusion import cutout
 from cosplace_xs.augment.params import AugmentParams, sample_params
-from cosplace_xs.config import AugmentConfig
+from cosplace_xs.config import AugmentConfig, TrainConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,8 +81,9 @@ class BatchAugmentation(nn.Module):
     def __init__(self, config: AugmentConfig, output_size: int) -> None:
         super().__init__()
         if config.cutout and config.cutout_size > output_size:
-            raise ConfigError(f"option --cutout-size={config.cutout_size} is larger than the {output_size}-pixel "
-                              "training images; lower --cutout-size or raise --image-size")
+            flag = flag_of(AugmentConfig, "cutout_size")
+            raise ConfigError(f"option {flag}={config.cutout_size} is larger than the {output_size}-pixel "
+                              f"training images; lower {flag} or raise {flag_of(TrainConfig, 'image_size')}")
         self.config = config
         self.output_size = output_size
 

@@ -21,8 +21,9 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
-from cosplace_xs.config import MAX_IMAGE_PIXELS
+from cosplace_xs.config import MAX_IMAGE_PIXELS, TrainConfig
 from cosplace_xs.errors import BadImageError
+from cosplace_xs.options import flag_of
 
 FILE_TYPES = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
               stat.S_ISBLK: "a block device", stat.S_ISDIR: "a folder"}
@@ -102,7 +103,7 @@ def check_pixels(path: str | Path, data: bytes, max_pixels: int = MAX_IMAGE_PIXE
         raise BadImageError(
             f"{path}: {width} x {height} pixels ({width * height / 1e6:.1f} megapixels), above the limit of "
             f"{max_pixels / 1e6:g} megapixels (a decompression bomb or a huge image); downscale it, remove it, "
-            "or raise --max-image-pixels")
+            f"or raise {flag_of(TrainConfig, 'max_image_pixels')}")
 
 
 def _to_uint8(image: torch.Tensor) -> torch.Tensor:

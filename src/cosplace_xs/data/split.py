@@ -19,6 +19,7 @@ from cosplace_xs.data import split_cache
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.names import ImageName, display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, ConfigError, DatasetLayoutError
+from cosplace_xs.options import flag_of
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ ClassId = tuple[int, int, int]
 GroupId = tuple[int, int, int]
 BAD_NAMES_SHOWN = 20
 ADVICE_STEPS = 3  # --min-images-per-class values suggested when every class is dropped
+GROUPS_NUM_FLAG = flag_of(SplitConfig, "groups_num")
 COUNTS = ("num_dropped_classes", "num_dropped_images", "num_headings")  # TrainSplit fields the cache stores
 
 
@@ -88,25 +90,26 @@ class TrainSplit:
 
     def _too_few_groups(self, asked: str) -> ConfigError:
         c = self.config
-        dropped = (f"; {self.num_dropped_classes} classes with fewer than --min-images-per-class="
-                   f"{c.min_images_per_class} images were dropped" if self.num_dropped_classes else "")
+        dropped = (f"; {self.num_dropped_classes} classes with fewer than "
+                   f"{flag_of(SplitConfig, 'min_images_per_class')}={c.min_images_per_class} images were dropped"
+                   if self.num_dropped_classes else "")
         return ConfigError(
             f"{asked}, but the split of {self.train_dir} has {len(self.groups)} group"
             f"{'' if len(self.groups) == 1 else 's'} (M={c.M}, alpha={c.alpha}, "
-            f"N={c.N}, L={c.L}: at most N*N*L = {c.N * c.N * c.L}{dropped}); use --groups-num <= {len(self.groups)}"
-            ", or change --N / --L"
+            f"N={c.N}, L={c.L}: at most N*N*L = {c.N * c.N * c.L}{dropped}); use {GROUPS_NUM_FLAG} <= "
+            f"{len(self.groups)}, or change {flag_of(SplitConfig, 'N')} / {flag_of(SplitConfig, 'L')}"
         )
 
     def group(self, index: int) -> Group:
         """Group `index` in the method's order (0 = first to appear in the sorted image list)."""
         if not 0 <= index < len(self.groups):
-            raise self._too_few_groups(f"group {index} was asked for (--groups-num)")
+            raise self._too_few_groups(f"group {index} was asked for ({GROUPS_NUM_FLAG})")
         return self.groups[index]
 
     def check_groups_num(self, groups_num: int) -> None:
         """Raise ConfigError if training asks for more groups than the split has."""
         if groups_num > len(self.groups):
-            raise self._too_few_groups(f"--groups-num={groups_num} asks for {groups_num} groups")
+            raise self._too_few_groups(f"{GROUPS_NUM_FLAG}={groups_num} asks for {groups_num} groups")
 
     def summary(self, max_groups: int | None = 20) -> str:
         """A few lines: images, classes, dropped classes, and each group's class and image counts (no table with
@@ -118,7 +121,7 @@ class TrainSplit:
             f"classes: {self.num_classes} kept with {self.num_images} images; {self.num_dropped_classes} dropped "
             f"({self.num_dropped_images} images) for having fewer than {c.min_images_per_class} images",
             f"groups: {len(self.groups)} of at most N*N*L = {c.N * c.N * c.L}; "
-            f"training uses the first {min(c.groups_num, len(self.groups))} (--groups-num={c.groups_num})",
+            f"training uses the first {min(c.groups_num, len(self.groups))} ({GROUPS_NUM_FLAG}={c.groups_num})",
         ]
         if self.num_headings == 1:
             lines.append(f"headings: all images share one heading, so alpha and L change nothing "
@@ -168,11 +171,13 @@ def _every_class_dropped(class_sizes: list[int], config: SplitConfig, train_dir:
     sizes = sorted(set(class_sizes), reverse=True)[:ADVICE_STEPS]
     kept = [sum(size >= threshold for size in class_sizes) for threshold in sizes]
     steps = ", ".join(f"{threshold} keeps {count}" for threshold, count in zip(sizes[1:], kept[1:], strict=True))
+    flag = flag_of(SplitConfig, "min_images_per_class")
     return ConfigError(
-        f"option --min-images-per-class={config.min_images_per_class} drops every class of {display_name(train_dir)}: "
+        f"option {flag}={config.min_images_per_class} drops every class of {display_name(train_dir)}: "
         f"its {_classes(len(class_sizes))} (M={config.M}, alpha={config.alpha}) have fewer images; the largest class "
-        f"has {sizes[0]} image{'' if sizes[0] == 1 else 's'}: --min-images-per-class {sizes[0]} keeps "
-        f"{_classes(kept[0])}{', ' + steps if steps else ''} (a larger --M or --alpha also gives classes more images)"
+        f"has {sizes[0]} image{'' if sizes[0] == 1 else 's'}: {flag} {sizes[0]} keeps "
+        f"{_classes(kept[0])}{', ' + steps if steps else ''} (a larger {flag_of(SplitConfig, 'M')} or "
+        f"{flag_of(SplitConfig, 'alpha')} also gives classes more images)"
     )
 
 

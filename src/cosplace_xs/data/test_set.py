@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from cosplace_xs.config import POSITIVE_DIST_THRESHOLD
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, EvalConfig, TrainConfig
 from cosplace_xs.data.layout import find_test_set, list_images
 from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, ConfigError
+from cosplace_xs.options import flag_of, no_flag_of
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,11 @@ def require_a_positive(test_set: TestSet, way_out: str) -> None:
     nearest = NearestNeighbors(n_neighbors=1).fit(test_set.database_utm - origin).kneighbors(
         test_set.queries_utm - origin)[0].min()
     needed = math.ceil(float(nearest) * 10) / 10
+    flag = flag_of(EvalConfig, "positive_dist_threshold")
     raise ConfigError(
-        f"option --positive-dist-threshold={test_set.positive_dist_threshold:g} leaves all {test_set.num_queries} "
+        f"option {flag}={test_set.positive_dist_threshold:g} leaves all {test_set.num_queries} "
         f"queries of {test_set.name} without a positive (its nearest query and database image are {nearest:.2f} m "
-        f"apart), so Recall@N would be 0 whatever the model learns; use --positive-dist-threshold >= {needed:g} "
+        f"apart), so Recall@N would be 0 whatever the model learns; use {flag} >= {needed:g} "
         f"(metres), check that database/ and queries/ show the same places, {way_out}"
     )
 
@@ -102,7 +104,8 @@ def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DI
     """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/` (queries: see
     `find_test_set`)."""
     if not positive_dist_threshold > 0:
-        raise ConfigError(f"option --positive-dist-threshold={positive_dist_threshold} is out of range: > 0 metres")
+        raise ConfigError(f"option {flag_of(EvalConfig, 'positive_dist_threshold')}={positive_dist_threshold} is out "
+                          "of range: > 0 metres")
     paths = find_test_set(path, split, queries_folder)
     database = list_images(paths.database_dir, "database images")
     queries = list_images(paths.queries_dir, "query images")
@@ -111,7 +114,8 @@ def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DI
     positives = find_positives(database_utm, queries_utm, positive_dist_threshold)
     test_set = TestSet(paths.name, tuple(database), tuple(queries), database_utm, queries_utm,
                        float(positive_dist_threshold), positives)
-    require_a_positive(test_set, "or train with --no-validate" if split == "val" else "or pass another test set")
+    way_out = f"or train with {no_flag_of(TrainConfig, 'validate')}" if split == "val" else "or pass another test set"
+    require_a_positive(test_set, way_out)
     if test_set.queries_without_positives:
         log.warning("%s: %d of %d queries have no database image within %g m; they count as misses in Recall@N",
                     test_set.name, test_set.queries_without_positives, test_set.num_queries, positive_dist_threshold)

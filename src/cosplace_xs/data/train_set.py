@@ -8,11 +8,11 @@ import torch
 from torch.utils.data import Dataset
 
 from cosplace_xs import seeding
-from cosplace_xs.config import MAX_IMAGE_PIXELS, TrainConfig
+from cosplace_xs.config import MAX_IMAGE_PIXELS, SplitConfig, TrainConfig
 from cosplace_xs.data.images import read_image
 from cosplace_xs.data.split import Group, TrainSplit
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.options import flag_of
+from cosplace_xs.options import flag_of, no_flag_of
 
 
 def check_batch_fits(split: TrainSplit, groups_num: int, batch_size: int) -> None:
@@ -21,18 +21,20 @@ def check_batch_fits(split: TrainSplit, groups_num: int, batch_size: int) -> Non
         group = split.group(index)
         classes = len(group.class_ids)
         if classes < batch_size:
+            flag = flag_of(TrainConfig, "batch_size")
             raise ConfigError(
-                f"option --batch-size={batch_size} is larger than the {classes} class{'es' if classes > 1 else ''} "
-                f"of group {index} (group id {group.group_id}); a batch holds distinct classes, so use --batch-size "
-                f"<= {classes}, fewer groups (--groups-num), or more classes per group "
-                "(lower --min-images-per-class, or smaller --N / --L)"
+                f"option {flag}={batch_size} is larger than the {classes} class{'es' if classes > 1 else ''} "
+                f"of group {index} (group id {group.group_id}); a batch holds distinct classes, so use {flag} "
+                f"<= {classes}, fewer groups ({flag_of(SplitConfig, 'groups_num')}), or more classes per group "
+                f"(lower {flag_of(SplitConfig, 'min_images_per_class')}, or smaller {flag_of(SplitConfig, 'N')} / "
+                f"{flag_of(SplitConfig, 'L')})"
             )
 
 
 def check_one_size(images: list[torch.Tensor], paths: list[Path]) -> None:
     """Images cropped as stored (--no-resize-before-crop) must share one size to form a batch."""
     if len({tuple(image.shape[-2:]) for image in images}) > 1:
-        flag = "--no-" + flag_of(TrainConfig, "resize_before_crop").removeprefix("--")
+        flag = no_flag_of(TrainConfig, "resize_before_crop")
         shown = ", ".join(f"{path} ({image.shape[-1]} x {image.shape[-2]})"
                           for path, image in zip(paths, images, strict=True))
         raise ConfigError(f"option {flag} crops the training images as stored, but one batch holds images of "
@@ -46,7 +48,8 @@ class GroupBatches(Dataset):
     def __init__(self, split: TrainSplit, group: Group, batch_size: int, image_size: int | None, seed: int,
                  epoch: int, part: slice = slice(None), max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         if len(group.class_ids) < batch_size:
-            raise ConfigError(f"--batch-size={batch_size} exceeds the {len(group.class_ids)} classes of the group")
+            raise ConfigError(f"{flag_of(TrainConfig, 'batch_size')}={batch_size} exceeds the "
+                              f"{len(group.class_ids)} classes of the group")
         self.paths = split.image_paths
         self.group = group
         self.batch_size = batch_size

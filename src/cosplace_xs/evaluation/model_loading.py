@@ -14,10 +14,11 @@ from cosplace_xs.checkpoints import (
     read_checkpoint,
     resolve_checkpoint,
 )
-from cosplace_xs.config import RunConfig
+from cosplace_xs.config import OptimConfig, RunConfig
 from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
+from cosplace_xs.options import flag_of
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device,
@@ -54,7 +55,7 @@ def read_trained_model(checkpoint: str | Path) -> tuple[GeoLocalizationNet, RunC
         raise CheckpointError(
             f"{path}: holds NaN or infinite weights ({len(bad)} tensors, e.g. {', '.join(bad[:3])}); the run that "
             f"wrote it diverged. Use an earlier checkpoint of the run (e.g. {path.with_name(PREVIOUS)}), or train "
-            "again with a lower --lr or --classifiers-lr")
+            f"again with a lower {flag_of(OptimConfig, 'lr')} or {flag_of(OptimConfig, 'classifiers_lr')}")
     try:
         config = RunConfig.from_dict(state["config"], source=f"{path} (its options)")
     except ConfigError as error:

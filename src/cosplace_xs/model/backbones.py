@@ -18,7 +18,9 @@ from torch import nn
 from torchvision import models
 from torchvision.models import WeightsEnum
 
+from cosplace_xs.config import ModelConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 
 def resnet_layers(classifier: nn.Module) -> list[nn.Module]:
@@ -72,5 +74,6 @@ BACKBONES: Mapping[str, BackboneSpec] = MappingProxyType({spec.name: spec for sp
 def backbone_spec(name: str) -> BackboneSpec:
     """The registry entry of `name`; an unknown name is a ConfigError listing the known ones."""
     if name not in BACKBONES:
-        raise ConfigError(f"option --backbone={name!r} is not a known backbone; choose one of {', '.join(BACKBONES)}")
+        raise ConfigError(f"option {flag_of(ModelConfig, 'backbone')}={name!r} is not a known backbone; choose one of "
+                          f"{', '.join(BACKBONES)}")
     return BACKBONES[name]

@@ -8,7 +8,9 @@ import shutil
 import torch
 from torch import nn
 
+from cosplace_xs.config import TrainConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 
 def require_compiler(device: torch.device) -> None:
@@ -17,8 +19,9 @@ def require_compiler(device: torch.device) -> None:
     if device.type == "cpu":
         compiler = os.environ.get("CXX", "g++")
         if shutil.which(compiler) is None:
-            raise ConfigError(f"option --compile needs a C++ compiler on the CPU, and {compiler!r} was not found: "
-                              "install g++ (or set CXX to another one), or leave out --compile")
+            flag = flag_of(TrainConfig, "compile")
+            raise ConfigError(f"option {flag} needs a C++ compiler on the CPU, and {compiler!r} was not found: "
+                              f"install g++ (or set CXX to another one), or leave out {flag}")
 
 
 def compile_in_place(model: nn.Module, device: torch.device) -> None:

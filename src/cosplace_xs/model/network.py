@@ -13,6 +13,7 @@ from cosplace_xs.model.backbones import backbone_spec
 from cosplace_xs.model.layers import GeM, L2Norm
 from cosplace_xs.model.state_keys import state_mismatches
 from cosplace_xs.model.weights import classifier_state_dict, copy_classifier_weights
+from cosplace_xs.options import flag_of
 
 
 class GeoLocalizationNet(nn.Module):
@@ -56,7 +57,8 @@ def load_model_state(model: GeoLocalizationNet, state_dict: Mapping[str, Any], s
     if problems:
         raise CheckpointError(
             f"{source}: its weights do not fit a {model.backbone_name} model with descriptor size "
-            f"D={model.fc_output_dim} ({'; '.join(problems)}); it was trained with another --backbone or "
-            "--fc-output-dim: build the model with the options of its run"
+            f"D={model.fc_output_dim} ({'; '.join(problems)}); it was trained with another "
+            f"{flag_of(ModelConfig, 'backbone')} or {flag_of(ModelConfig, 'fc_output_dim')}: build the model with the "
+            "options of its run"
         )
     model.load_state_dict(state_dict)

@@ -15,7 +15,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from cosplace_xs.config import TrainConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.options import flag_of
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ class DistributedContext:
     def batch_slice(self, batch_size: int) -> slice:
         """The part of a global batch this process trains on."""
         if batch_size % self.world_size:
-            raise ConfigError(f"option --batch-size={batch_size} must be divisible by the {self.world_size} "
-                              "training processes")
+            raise ConfigError(f"option {flag_of(TrainConfig, 'batch_size')}={batch_size} must be divisible by the "
+                              f"{self.world_size} training processes")
         share = batch_size // self.world_size
         return slice(self.rank * share, (self.rank + 1) * share)
 

@@ -20,13 +20,14 @@ from torch.utils.tensorboard import SummaryWriter
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs import seeding
 from cosplace_xs.augment import BatchAugmentation
-from cosplace_xs.config import RunConfig
+from cosplace_xs.config import OptimConfig, RunConfig, TrainConfig
 from cosplace_xs.data.train_set import GroupBatches
 from cosplace_xs.data.workers import start_worker
 from cosplace_xs.device import autocast
 from cosplace_xs.errors import TrainingDivergedError
 from cosplace_xs.evaluation.evaluate import evaluate_model
 from cosplace_xs.evaluation.inference import Inference
+from cosplace_xs.options import flag_of
 from cosplace_xs.progress import progress_bar, time_left
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import average_gradients, average_value, barrier, init_distributed, shutdown
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 # what evaluation and predict need of a run: best.pt holds only these (a third of last.pt's size for ResNet-18);
 # the optimizers, the group classifiers and the scaler, which only a resume needs, live in last.pt/previous.pt
 BEST_KEYS = ("config", "model", "epoch", "best_r1", "history")
+DIVERGENCE_FIX = (f"lower {flag_of(OptimConfig, 'lr')} or {flag_of(OptimConfig, 'classifiers_lr')}, "
+                  f"or use {flag_of(TrainConfig, 'precision')} fp32")
 
 
 @dataclass
@@ -127,8 +130,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
                         if not math.isfinite(loss_value):
                             raise TrainingDivergedError(
                                 f"the loss became {loss_value} at epoch {state.epoch + 1}, iteration "
-                                f"{state.iteration + 1}; training stopped. {_last_good_checkpoint(run)}; lower --lr "
-                                "or --classifiers-lr, or use --precision fp32")
+                                f"{state.iteration + 1}; training stopped. {_last_good_checkpoint(run)}; "
+                                f"{DIVERGENCE_FIX}")
                         state.scaler.scale(loss).backward()
                         average_gradients(classifier.parameters(), context)  # DDP averages the model's
                         state.scaler.step(state.model_optimizer)
@@ -262,5 +265,5 @@ def _require_finite_weights(run: RunSetup) -> None:
         raise TrainingDivergedError(
             f"the weights became NaN or infinite by epoch {state.epoch + 1}, iteration {state.iteration} "
             f"({len(bad)} tensors, e.g. {', '.join(bad[:3])}); training stopped without checkpointing them. "
-            f"{_last_good_checkpoint(run)}; lower --lr or --classifiers-lr, or use --precision fp32"
+            f"{_last_good_checkpoint(run)}; {DIVERGENCE_FIX}"
         )

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from cosplace_xs import checkpoints as ckpt
-from cosplace_xs.config import RunConfig
+from cosplace_xs.config import RunConfig, TrainConfig
 from cosplace_xs.errors import CheckpointError, DatasetLayoutError, RunFolderError
+from cosplace_xs.options import flag_of
 from cosplace_xs.training import run_files
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,9 @@ def read_progress(run_dir: Path) -> Progress | None:
 def check_epochs(progress: Progress, epochs: int, source: str) -> None:
     """A resume cannot shorten a run below the epochs it has trained."""
     if epochs < progress.epoch:
-        raise RunFolderError(f"{source}: option --epochs={epochs} is below the {progress.epoch} epochs the run has "
-                             f"trained ({progress.checkpoint}); pass --epochs >= {progress.epoch}")
+        flag = flag_of(TrainConfig, "epochs")
+        raise RunFolderError(f"{source}: option {flag}={epochs} is below the {progress.epoch} epochs the run has "
+                             f"trained ({progress.checkpoint}); pass {flag} >= {progress.epoch}")
 
 
 def record_changes(run_dir: Path, changed: dict[str, tuple[Any, Any]], epoch: int, iteration: int) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cosplace_xs import checkpoints as ckpt
-from cosplace_xs.config import RunConfig
+from cosplace_xs.config import RunConfig, SplitConfig, TrainConfig
 from cosplace_xs.data.layout import discover_dataset, list_images, require_train_dir
 from cosplace_xs.data.scan import ScanReport, scan_images
 from cosplace_xs.data.split import TrainSplit, build_split
@@ -21,6 +21,7 @@ from cosplace_xs.device import resolve_device, resolve_precision
 from cosplace_xs.errors import BadFileNameError, BadImageError, CheckpointError, ConfigError, DatasetLayoutError
 from cosplace_xs.model.compilation import compile_in_place, require_compiler
 from cosplace_xs.model.network import GeoLocalizationNet, build_model
+from cosplace_xs.options import flag_of, no_flag_of
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import DistributedContext, wrap_model
 from cosplace_xs.training.resume import (
@@ -69,7 +70,7 @@ def _unusable_files(scans: list[tuple[str, int, ScanReport]], skip_bad: bool, ru
         raise BadImageError(
             f"unusable images: {counts} (listed in {listing}):\n"
             + "\n".join(f"{what}: {report.format(limit=10)}" for what, _, report in failed)
-            + "\nFix or remove them, or pass --skip-bad-images to train without them"
+            + f"\nFix or remove them, or pass {flag_of(TrainConfig, 'skip_bad_images')} to train without them"
         )
     log.warning("skipping unusable images: %s (listed in %s)", counts, listing)
     return set().union(*(report.bad_paths() for _, _, report in failed))
@@ -107,8 +108,9 @@ def _warn_single_class_groups(split: TrainSplit, groups_num: int) -> None:
     single = [index for index in range(groups_num) if len(split.group(index).class_ids) == 1]
     if single:
         log.warning("groups with a single class: %s; CosFace's loss over one class is always 0, so their epochs "
-                    "teach the model nothing; smaller --N / --L or a lower --min-images-per-class give groups more "
-                    "classes", ", ".join(map(str, single)))
+                    "teach the model nothing; smaller %s / %s or a lower %s give groups more classes",
+                    ", ".join(map(str, single)), flag_of(SplitConfig, "N"), flag_of(SplitConfig, "L"),
+                    flag_of(SplitConfig, "min_images_per_class"))
 
 
 def _check_batch_norm_input(model: GeoLocalizationNet, config: RunConfig, images_per_step: int,
@@ -123,10 +125,11 @@ def _check_batch_norm_input(model: GeoLocalizationNet, config: RunConfig, images
         height, width = model.backbone(torch.zeros(1, 3, size, size, device=device)).shape[-2:]
     model.train()
     if height * width == 1:
+        batch_flag, size_flag = flag_of(TrainConfig, "batch_size"), flag_of(TrainConfig, "image_size")
         raise ConfigError(
-            f"option --batch-size={config.train.batch_size} trains one image per step (per process), and at "
-            f"--image-size={size} the last feature map of {config.model.backbone} is 1x1: BatchNorm cannot normalise "
-            f"a single value per channel; use --batch-size >= {2 * config.train.batch_size}, or a larger --image-size"
+            f"option {batch_flag}={config.train.batch_size} trains one image per step (per process), and at "
+            f"{size_flag}={size} the last feature map of {config.model.backbone} is 1x1: BatchNorm cannot normalise "
+            f"a single value per channel; use {batch_flag} >= {2 * config.train.batch_size}, or a larger {size_flag}"
         )
 
 
@@ -189,7 +192,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     if skipped or split is None:
         split = _checked_split(train_dir, config, images)
     if val_set is not None:
-        require_a_positive(val_set, "or train with --no-validate")
+        require_a_positive(val_set, f"or train with {no_flag_of(TrainConfig, 'validate')}")
     _warn_single_class_groups(split, config.split.groups_num)
     log.info("%s", split.summary(max_groups=0))
     log.debug("groups of the split:\n%s", split.summary())  # the table for -v; `split-info` prints it on demand
