@@ -97,8 +97,10 @@ def test_best_pt_holds_what_evaluation_needs_and_last_pt_what_a_resume_needs(con
 def test_curves_are_drawn_once_at_the_end_and_at_an_interruption(config: RunConfig, tmp_path: Path,
                                                                  monkeypatch) -> None:
     drawn: list[list[int]] = []
-    monkeypatch.setattr(loop, "plot_curves", lambda histories, path: drawn.append(
-        [row["epoch"] for history in histories.values() for row in history]))
+    step_counts: list[int] = []
+    monkeypatch.setattr(loop, "plot_curves", lambda histories, path, step_losses: (drawn.append(
+        [row["epoch"] for history in histories.values() for row in history]), step_counts.append(
+        sum(len(losses) for _, losses in step_losses.values()))))
     real_loss = loop.F.cross_entropy
     _interrupt_after(monkeypatch, 5)  # in epoch 2
     with pytest.raises(KeyboardInterrupt):
@@ -112,6 +114,8 @@ def test_curves_are_drawn_once_at_the_end_and_at_an_interruption(config: RunConf
     monkeypatch.setattr(loop.StopRequest, "agreed", lambda self, context, device: None)
     train(config, tmp_path / "run", resume=True, progress=False)
     assert drawn == [[1], [1, 2, 3]]
+    # the loss of every step, read back from TensorBoard once each, steps done again after a resume included
+    assert step_counts[-1] == config.train.epochs * config.train.iterations_per_epoch
 
 
 def test_the_batch_slice_is_computed_once_per_run(config: RunConfig, tmp_path: Path, monkeypatch) -> None:

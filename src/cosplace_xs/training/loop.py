@@ -34,7 +34,7 @@ from cosplace_xs.training.distributed import average_gradients, average_value, b
 from cosplace_xs.training.optim import move_classifier
 from cosplace_xs.training.setup import RunSetup, prepare_run
 from cosplace_xs.training.stopping import StopRequest, TrainingInterrupted
-from cosplace_xs.visualize.curves import plot_curves
+from cosplace_xs.visualize.curves import plot_curves, read_step_losses
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,9 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         config, state, device, iterations = run.config, run.state, run.device, run.config.train.iterations_per_epoch
         augment = BatchAugmentation(config.augment, config.train.image_size)
         inference = Inference.of_run(config, device, progress)
-        writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=state.epoch * iterations + state.iteration) \
-            if context.is_main else None
+        # a step's loss is logged at the count of steps done: a resume keeps those and drops any later (unsaved) ones
+        steps_done = state.epoch * iterations + state.iteration
+        writer = SummaryWriter(run_dir / run_files.TENSORBOARD, purge_step=steps_done + 1) if context.is_main else None
         stop = StopRequest()
 
         def save_checkpoints(best: bool = False) -> None:
@@ -204,6 +205,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
                     if signum is not None and state.epoch < config.train.epochs:
                         raise _interrupted(run, signum)  # the epoch's end wrote last.pt
         except TrainingInterrupted:
+            if writer is not None:
+                writer.flush()  # the curves read the steps' losses back from it
             _render_curves(run)
             raise
         finally:
@@ -239,7 +242,9 @@ def _render_curves(run: RunSetup) -> None:
     """curves.png from the whole history: once at the run's end or interruption, not every epoch (matplotlib
     took a fifth of a small run's time)."""
     if run.context.is_main and run.state.history:
-        plot_curves({run.run_dir.name: run.state.history}, run.run_dir / run_files.CURVES)
+        steps = read_step_losses(run.run_dir / run_files.TENSORBOARD, run.config.train.iterations_per_epoch)
+        plot_curves({run.run_dir.name: run.state.history}, run.run_dir / run_files.CURVES,
+                    step_losses={run.run_dir.name: steps})
 
 
 def _interrupted(run: RunSetup, signum: int) -> TrainingInterrupted:
