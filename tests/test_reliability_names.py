@@ -210,8 +210,8 @@ def _zone_61(tmp_path: Path) -> tuple[Path, list[Path]]:
 # case -> (how database and photos are made, exit code, message, what predictions.json says of the first photo)
 PREDICT_CASES: dict[str, tuple[Callable[[Path], tuple[Path, list[Path]]], int, str, dict]] = {
     "database outside UTM's range": (
-        _outside_utm, 0, "lat/lon unknown for 1 photo, so no map: the name of the best match gives no lat/lon, nor a "
-                         "UTM zone and position that convert to one; predictions.json gives positions in UTM",
+        _outside_utm, 0, "lat/lon unknown for 1 photo, so no HTML map: the name of the best match gives no lat/lon, "
+                         "nor a UTM zone and position that convert to one; predictions.json gives positions in UTM",
         {"utm": [0.0, 4182000.0], "latlon": None, "in_database": None}),
     "database given as the test-set root": (
         _test_set_root, 0, "warning: photo @551001.0@4182000.0@10@S@@@@@@@@@@@.jpg is itself in the database (as "
@@ -246,4 +246,6 @@ def test_predict_keeps_going_and_says_what_it_cannot_know(case: str, tmp_path: P
     first = json.loads((out / "predictions.json").read_text())[0]
     for key, value in expected.items():
         assert first[key] == (value.format(database=database) if isinstance(value, str) else value), key
-    assert len(list(out.glob("*.png"))) == 1
+    # the picture, and the map in metres, which needs no lat/lon; the HTML map only where lat/lon is known
+    assert len(list(out.glob("*.png"))) == 2
+    assert len(list(out.glob("*.html"))) == (0 if first.get("latlon", 0) is None else 1)
