@@ -23,14 +23,30 @@ def image_name() -> Callable[..., str]:
     return image_file_name
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder `make` fills once per test session, shared by every pytest-xdist worker: the first to take the lock
+    makes it, the others wait and reuse it. Tests read it; those that change it work on a copy."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    folder, done = root / name, root / f"{name}.done"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `tiny` synthetic city (train/, val/, test/, tokyo_xs/test/), generated once per test session."""
     from cosplace_xs.synthetic.city import city_preset, generate_city
 
-    root = tmp_path_factory.mktemp("tiny_city")
-    generate_city(root, city_preset("tiny"), progress=False)
-    return root
+    return made_once(tmp_path_factory, "tiny_city0", lambda root: generate_city(root, city_preset("tiny"),
+                                                                                progress=False))
 
 
 # A child `cosplace-xs` process with one fault injected by patching the library from outside (no test hook in
@@ -158,11 +174,14 @@ def tiny_train_args(tiny_city: Path) -> tuple[str, ...]:
 @pytest.fixture(scope="session")
 def reference_run(cosplace_cli: Callable[..., subprocess.CompletedProcess[str]], tiny_train_args: tuple[str, ...],
                   tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder of `tiny_train_args` trained without interruption."""
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    done = cosplace_cli(*tiny_train_args, "--run-dir", run_dir)
-    assert done.returncode == 0, done.stderr
-    return run_dir
+    """The run folder of `tiny_train_args` trained without interruption (once per session, shared)."""
+
+    def make(folder: Path) -> None:
+        folder.mkdir()
+        done = cosplace_cli(*tiny_train_args, "--run-dir", folder / "run")
+        assert done.returncode == 0, done.stderr
+
+    return made_once(tmp_path_factory, "reference", make) / "run"
 
 
 def trained_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:

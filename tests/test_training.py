@@ -145,12 +145,20 @@ def stop_at_next_safe_point(monkeypatch) -> None:
     monkeypatch.setattr(loop.StopRequest, "agreed", lambda self, context, device: signal.SIGINT)
 
 
+@pytest.fixture(scope="module")
+def straight(tiny_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of TINY trained without interruption, shared by the resume tests of this module."""
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    run_dir.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COSPLACE_XS_CACHE", str(run_dir.parent / "cache"))
+        train(RunConfig().replace({**TINY, "train.dataset": str(tiny_city)}), run_dir, progress=False)
+    return run_dir
+
+
 @pytest.mark.parametrize("stop_after", [2, 5])  # mid-epoch checkpoint of epoch 1; epoch 2's first batches
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(config: RunConfig, tmp_path: Path, monkeypatch,
-                                                               stop_after: int) -> None:
-    straight = tmp_path / "straight"
-    straight.mkdir()
-    train(config, straight, progress=False)
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(config: RunConfig, straight: Path, tmp_path: Path,
+                                                               monkeypatch, stop_after: int) -> None:
 
     interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
