@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # faiss logs at INFO which of its builds it loads, "Could not load library" included
+        logging.getLogger("faiss").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except CosplaceError as error:
