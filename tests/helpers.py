@@ -150,3 +150,20 @@ def run_command(module, argv: list[str]) -> int:
     module.add_parser(parser.add_subparsers())
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run `cosplace-xs ARGV` in this process: (exit code, stdout, stderr), checked to hold no traceback."""
+    from cosplace_xs.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return code, captured.out, captured.err
+
+
+def the_error(err: str) -> str:
+    """The command's error: its one `error: ` line (after any log lines) and the listing that may follow it."""
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    return err[err.index("error: "):].rstrip("\n")

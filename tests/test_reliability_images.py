@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import INFERENCE_FLAGS as SHARED_INFERENCE_FLAGS
-from helpers import ONE_STEP_FLAGS, SMALL_TRAIN_IMAGES, write_small_dataset, write_tiny_checkpoint
+from helpers import ONE_STEP_FLAGS, SMALL_TRAIN_IMAGES, run_main, the_error, write_small_dataset, write_tiny_checkpoint
 from image_files import write_forged_jpeg, write_jpeg_cut_and_closed, write_jpeg_with_extraneous_bytes, write_png16
 from PIL import Image
 
 from cosplace_xs import checkpoints as ckpt
-from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
 INFERENCE_FLAGS = (*SHARED_INFERENCE_FLAGS, "--image-size", "32")
@@ -43,18 +42,6 @@ def dataset(tmp_path: Path) -> Path:
     return write_small_dataset(tmp_path / "ds", test_sets=("val", "test"))
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return code, captured.out, captured.err
-
-
-def _one_error_line(err: str) -> str:
-    """The command's error, which must be the only `error: ` line (after any log lines)."""
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, err
-    return err[err.index("error: "):]
 
 
 # How a command is called on the dataset: root, run folder (holding best.pt), output folder, the file at fault
@@ -120,7 +107,7 @@ def test_an_image_of_any_mode_and_depth_is_read_as_8_bit_rgb_by_every_command(ca
     make, where, command, printed = ANY_MODE[case]
     image = make(dataset, where)
     argv, out = _command(command, dataset, tmp_path, image)
-    code, stdout, err = _run(argv, capsys)
+    code, stdout, err = run_main(argv, capsys)
     assert code == 0, err
     assert "error: " not in err
     assert printed in stdout
@@ -164,25 +151,25 @@ def test_a_decompression_bomb_is_refused_from_its_header_by_every_command(case: 
     bad = make(dataset / f"{where}.jpg")
     assert bad.stat().st_size < 1000
     argv, out = _command(command, dataset, tmp_path, bad)
-    code, stdout, err = _run(argv, capsys)
+    code, stdout, err = run_main(argv, capsys)
     assert code == expected_code, err
     text = stdout if command == "check-dataset" else err
     assert fragment.format(bad=bad) in text
     if expected_code == 2:
-        _one_error_line(err)
-        assert bad.name in _one_error_line(err)
+        the_error(err)
+        assert bad.name in the_error(err)
     if command.startswith("train"):
         assert f"{bad}: " + BOMB.removeprefix("{bad}: ") in (out / run_files.BAD_IMAGES).read_text()
         assert list(out.glob("*.pt")) == ([out / ckpt.BEST, out / ckpt.LAST] if expected_code == 0 else [])
 
 
 def test_check_dataset_takes_the_pixel_limit_as_an_option(dataset: Path, capsys) -> None:
-    code, stdout, _ = _run(["check-dataset", str(dataset), "--no-progress", "--max-image-pixels", "1000"], capsys)
+    code, stdout, _ = run_main(["check-dataset", str(dataset), "--no-progress", "--max-image-pixels", "1000"], capsys)
     assert code == 1
     assert "ERROR above the pixel limit (18):" in stdout  # every 32 x 32 image: 1024 pixels
     assert "32 x 32 pixels (0.0 megapixels), above the limit of 0.001 megapixels" in stdout
-    code, _, err = _run(["check-dataset", str(dataset), "--max-image-pixels", "0"], capsys)
-    assert (code, _one_error_line(err)) == (2, "error: option --max-image-pixels=0 is out of range: >= 1 pixel\n")
+    code, _, err = run_main(["check-dataset", str(dataset), "--max-image-pixels", "0"], capsys)
+    assert (code, the_error(err)) == (2, "error: option --max-image-pixels=0 is out of range: >= 1 pixel")
 
 
 DAMAGED: dict[str, tuple[Callable[[Path], Path], str, int, str]] = {
@@ -206,7 +193,7 @@ def test_jpeg_data_that_libjpeg_only_warns_about_is_a_bad_image_named(case: str,
     make, command, expected_code, fragment = DAMAGED[case]
     bad = make(dataset / f"{TRAIN_IMAGE}.jpg")
     argv, out = _command(command, dataset, tmp_path, bad)
-    code, stdout, err = _run(argv, capsys)
+    code, stdout, err = run_main(argv, capsys)
     assert code == expected_code, err
     assert fragment.format(bad=bad) in (stdout if command == "check-dataset" else err)
     if command == "check-dataset":
@@ -214,7 +201,7 @@ def test_jpeg_data_that_libjpeg_only_warns_about_is_a_bad_image_named(case: str,
     if command.startswith("train"):
         assert f"{bad}: the decoder warns: Corrupt JPEG data" in (out / run_files.BAD_IMAGES).read_text()
         if expected_code == 2:
-            assert _one_error_line(err).startswith("error: unusable images: 1 of 9 training images")
+            assert the_error(err).startswith("error: unusable images: 1 of 9 training images")
         else:
             assert f"({SMALL_TRAIN_IMAGES} listed)" in (out / run_files.LOG).read_text()
 
@@ -264,7 +251,7 @@ def test_a_fifo_or_socket_named_as_an_image_is_skipped_with_a_warning_never_wait
         assert f"({SMALL_TRAIN_IMAGES} listed)" in (out / run_files.LOG).read_text()
         assert ckpt.read_checkpoint(out / ckpt.LAST)["epoch"] == 1
     if expected_code == 2:
-        _one_error_line(done.stderr)
+        the_error(done.stderr)
 
 
 def _link(dataset: Path, link: str, target: str) -> tuple[Path, Path]:
@@ -300,19 +287,19 @@ def test_a_symbolic_link_out_of_the_folder_being_read_is_refused_by_every_comman
     link, target, command, expected_code, folder, fragment = LINKS[case]
     bad, target_path = _link(dataset, link, target)
     argv, out = _command(command, dataset, tmp_path, bad)
-    code, stdout, err = _run(argv, capsys)
+    code, stdout, err = run_main(argv, capsys)
     assert code == expected_code, err
     assert fragment.format(bad=bad, target=target_path, folder=dataset / folder) in (
         stdout if command == "check-dataset" else err)
     if expected_code == 2:
-        assert _one_error_line(err).startswith(f"error: {dataset / folder}: 1 symbolic link(s) refused while "
+        assert the_error(err).startswith(f"error: {dataset / folder}: 1 symbolic link(s) refused while "
                                                "reading the ")
         assert not list(out.glob("*.pt")), "nothing is trained"
 
 
 def test_a_link_to_a_single_file_inside_the_folder_is_followed(dataset: Path, tmp_path: Path, capsys) -> None:
     os.symlink(dataset / "train" / "a" / _name(1.0, 0.0), dataset / "train" / "a" / _name(3.0, 0.0))
-    code, _, err = _run(COMMANDS["train"](dataset, tmp_path / "run", tmp_path / "out", dataset), capsys)
+    code, _, err = run_main(COMMANDS["train"](dataset, tmp_path / "run", tmp_path / "out", dataset), capsys)
     assert code == 0, err
     assert f"({SMALL_TRAIN_IMAGES + 1} listed)" in (tmp_path / "out" / run_files.LOG).read_text()
 
@@ -320,9 +307,9 @@ def test_a_link_to_a_single_file_inside_the_folder_is_followed(dataset: Path, tm
 def test_check_dataset_passes_on_a_city_that_synth_just_wrote(tmp_path: Path, capsys) -> None:
     """synth also writes contact_sheet.png and city.json at the root: check-dataset reads only the image folders."""
     city = tmp_path / "city"
-    code, stdout, err = _run(["synth", str(city), "--preset", "tiny", "--workers", "1", "--no-progress"], capsys)
+    code, stdout, err = run_main(["synth", str(city), "--preset", "tiny", "--workers", "1", "--no-progress"], capsys)
     assert code == 0, err
     assert (city / "contact_sheet.png").is_file() and (city / "city.json").is_file()
-    code, stdout, err = _run(["check-dataset", str(city), "--no-progress"], capsys)
+    code, stdout, err = run_main(["check-dataset", str(city), "--no-progress"], capsys)
     assert code == 0, stdout + err
     assert stdout.splitlines()[0].endswith("images: 0 errors, 0 warnings, 0 notes - no problem found")

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from helpers import INFERENCE_FLAGS as SHARED_INFERENCE_FLAGS
-from helpers import ONE_STEP_FLAGS, write_small_dataset, write_tiny_checkpoint
+from helpers import ONE_STEP_FLAGS, run_main, the_error, write_small_dataset, write_tiny_checkpoint
 
 from cosplace_xs import checkpoints as ckpt
-from cosplace_xs.cli import main
 from cosplace_xs.training import run_files
 
 INFERENCE_FLAGS = (*SHARED_INFERENCE_FLAGS, "--image-size", "32")
@@ -42,18 +41,6 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return code, captured.out, captured.err
-
-
-def _one_error_line(err: str) -> str:
-    """The command's error, which must be the only `error: ` line (after any log lines)."""
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, err
-    return errors[0]
 
 
 # case -> (where the 64 x 64 image goes, argv (root, run, out, bad), exit code, fragment ({bad}: its path))
@@ -90,11 +77,11 @@ def test_the_pixel_limit_is_one_option_of_every_command_that_reads_images(case: 
     bad = make_image(dataset / where / _name(25.0, 0.0), size=64)
     out = tmp_path / "out"
     before = (run_dir / ckpt.BEST).read_bytes()
-    code, stdout, err = _run(argv(dataset, run_dir, out, bad), capsys)
+    code, stdout, err = run_main(argv(dataset, run_dir, out, bad), capsys)
     assert code == expected_code, err
     assert fragment.format(bad=bad) in (stdout if expected_code == 1 else err)
     if expected_code == 2:  # one error, naming the image (on its own line when several may be listed)
-        assert _one_error_line(err) and bad.name in err[err.index("error: "):]
+        assert the_error(err) and bad.name in err[err.index("error: "):]
     if case.startswith("train"):
         assert f"{bad}: " + ABOVE.removeprefix("{bad}: ") in (out / run_files.BAD_IMAGES).read_text()
         assert not list(out.glob("*.pt"))
@@ -140,8 +127,8 @@ def test_every_inference_option_is_checked_by_the_schema_and_named_by_its_flag(c
     where = ([str(dataset / "test")] if command == "eval"
              else ["--database", str(dataset / "test" / "database"), str(dataset / "test" / "queries")])
     before = (run_dir / ckpt.BEST).read_bytes()
-    code, _, err = _run([command, *common, *where, *flags], capsys)
-    assert (code, _one_error_line(err)) == (2, f"error: {message}")
+    code, _, err = run_main([command, *common, *where, *flags], capsys)
+    assert (code, the_error(err)) == (2, f"error: {message}")
     assert (run_dir / ckpt.BEST).read_bytes() == before
     assert not list(out.glob("eval-*.json")) and not (out / "predictions.json").exists()
 
@@ -164,7 +151,7 @@ def test_predict_names_a_photo_path_that_is_not_a_regular_file(case: str, datase
     make, message = NOT_A_PHOTO[case]
     bad = make(tmp_path / "photo.jpg")
     out = tmp_path / "out"
-    code, _, err = _run(["predict", "--checkpoint", str(run_dir), "--database", str(dataset / "test" / "database"),
+    code, _, err = run_main(["predict", "--checkpoint", str(run_dir), "--database", str(dataset / "test" / "database"),
                          str(bad), "--out", str(out), *INFERENCE_FLAGS], capsys)
-    assert (code, _one_error_line(err)) == (2, message.format(bad=bad))
+    assert (code, the_error(err)) == (2, message.format(bad=bad))
     assert not out.exists()

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import INFERENCE_FLAGS, TINY_RUN_FLAGS, write_index_image, write_tiny_checkpoint
+from helpers import INFERENCE_FLAGS, TINY_RUN_FLAGS, run_main, the_error, write_index_image, write_tiny_checkpoint
 
 from cosplace_xs import checkpoints as ckpt
-from cosplace_xs.cli import main
 from cosplace_xs.data.names import display_name
 from cosplace_xs.training import run_files
 
@@ -50,18 +49,6 @@ def dataset(tmp_path: Path, make_image) -> Path:
     return root
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return code, captured.out, captured.err
-
-
-def _one_error_line(err: str) -> str:
-    """The error, checked to be printed once, as one `error: ` line (its listing may follow on more lines)."""
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, err
-    return err[err.index("error: "):]
 
 
 # case -> (file name under train/bad/, extra train options, exit code, what stderr or bad_images.txt says)
@@ -89,11 +76,11 @@ def test_a_bad_training_file_name_is_refused_before_training_or_skipped_and_list
     name, options, expected_code, message = BAD_TRAINING_NAMES[case]
     bad = make_image(dataset / "train" / "bad" / name)
     run_dir = tmp_path / "run"
-    code, _, err = _run(["train", str(dataset), "--run-dir", str(run_dir), "--min-images-per-class", "1",
+    code, _, err = run_main(["train", str(dataset), "--run-dir", str(run_dir), "--min-images-per-class", "1",
                          *ONE_BATCH_FLAGS, *options], capsys)
     assert code == expected_code, err
     if expected_code == 2:
-        error = _one_error_line(err)
+        error = the_error(err)
         assert "1 of 9 training images" in error.splitlines()[0]
         assert display_name(name) in error and message in error
         assert not list(run_dir.glob("*.pt"))  # refused before training: nothing to lose
@@ -129,10 +116,10 @@ def test_a_bad_test_set_file_name_is_named_by_eval_and_check_dataset(case: str, 
                 *INFERENCE_FLAGS]
     else:
         argv = ["check-dataset", str(test_set), "--no-progress"]
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_main(argv, capsys)
     assert code == expected_code, err
     if command == "eval":
-        error = _one_error_line(err)
+        error = the_error(err)
         what = "query images" if relative.startswith("queries") else "database images"
         count = len(list(bad.parent.iterdir()))
         assert error.startswith(f"error: 1 of {count} {what} in {bad.parent} have a bad file name")
@@ -167,9 +154,9 @@ def test_split_advice_names_the_option_that_helps(case: str, dataset: Path, tmp_
     argv = [arg.format(dataset=dataset) for arg in argv]
     if argv[0] == "train":
         argv += ["--run-dir", str(tmp_path / "run")]
-    code, _, err = _run(argv, capsys)
+    code, _, err = run_main(argv, capsys)
     assert code == expected_code
-    error = _one_error_line(err)
+    error = the_error(err)
     assert message.format(dataset=dataset) in error
     assert not list((tmp_path / "run").glob("*.pt"))
 
@@ -234,12 +221,12 @@ def test_predict_keeps_going_and_says_what_it_cannot_know(case: str, tmp_path: P
     database, photos = make(tmp_path)
     write_tiny_checkpoint(tmp_path / "run" / "best.pt")
     out = tmp_path / "out"
-    code, printed, err = _run(["predict", "--checkpoint", str(tmp_path / "run"), "--database", str(database),
+    code, printed, err = run_main(["predict", "--checkpoint", str(tmp_path / "run"), "--database", str(database),
                                "--k", "1", "--map", "--image-size", "16", "--out", str(out), *INFERENCE_FLAGS,
                                *map(str, photos)], capsys)
     assert code == expected_code, err
     if expected_code == 2:
-        assert message in _one_error_line(err)
+        assert message in the_error(err)
         assert not out.exists()
         return
     assert message.format(database=database) in printed
