@@ -224,6 +224,13 @@ POSITIVE_DIST_THRESHOLD = 25.0  # metres: a database image this close to a query
 RECALL_VALUES = (1, 5, 10, 20)
 
 
+
+def require_one_size(group: EvalConfig | InferenceConfig, source: str | None) -> None:
+    """A square size and the native size exclude each other."""
+    require(not (group.native_size and group.image_size is not None), group.GROUP, type(group),
+            ("image_size", "native_size"), (group.image_size, group.native_size), "give one of them, not both",
+            source)
+
 @dataclass
 class EvalConfig(OptionGroup):
     """How test sets are read and scored."""
@@ -249,9 +256,7 @@ class EvalConfig(OptionGroup):
                                         default_text="queries, else queries_v1")
 
     def check_together(self, source: str | None) -> None:
-        require(not (self.native_size and self.image_size is not None), self.GROUP, type(self),
-                ("image_size", "native_size"), (self.image_size, self.native_size), "give one of them, not both",
-                source)
+        require_one_size(self, source)
 
 
 @dataclass
@@ -274,9 +279,7 @@ class InferenceConfig(OptionGroup):
     max_image_pixels: int = max_image_pixels_option()
 
     def check_together(self, source: str | None) -> None:
-        require(not (self.native_size and self.image_size is not None), self.GROUP, type(self),
-                ("image_size", "native_size"), (self.image_size, self.native_size), "give one of them, not both",
-                source)
+        require_one_size(self, source)
 
 
 @dataclass
