@@ -1,4 +1,4 @@
-"""k-NN search: faiss against NumPy brute force, chunked memory-mapped float16 search, IVF indexes."""
+"""k-NN search: faiss against NumPy brute force, chunked memory-mapped float16 search, IVF and HNSW indexes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from cosplace_xs.config import ApproximateConfig
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.evaluation.retrieval import approximate_knn, factory_string, knn
+from cosplace_xs.evaluation.retrieval import approximate_knn, build_index, factory_string, knn
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -71,9 +71,31 @@ def test_ivfpq_finds_near_duplicates_of_well_separated_points() -> None:
     assert indices[:, 0].tolist() == list(range(0, 300, 10))
 
 
+def test_hnsw_with_a_wide_search_is_exact_on_a_small_database(vectors) -> None:
+    database, queries = vectors
+    options = ApproximateConfig("hnsw", hnsw_m=8, ef_construction=200, ef_search=200)  # every node is visited
+    distances, indices = approximate_knn(database, queries, 5, options)
+    expected_distances, expected_indices = knn(database, queries, 5)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, atol=1e-5)
+
+
+def test_hnsw_is_built_from_chunks_with_the_options_given(vectors) -> None:
+    database, _ = vectors
+    index = build_index(database, ApproximateConfig("hnsw", hnsw_m=6, ef_construction=30, ef_search=9),
+                        chunk_rows=64)  # 4 chunks, the last one of 8 rows
+    assert (index.ntotal, index.hnsw.efConstruction, index.hnsw.efSearch) == (200, 30, 9)
+    assert index.hnsw.nb_neighbors(1) == 6  # M links per node above the ground layer, 2 M on it
+    assert index.hnsw.nb_neighbors(0) == 12
+
+
 def test_approximate_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="--approximate=hnsw is out of range: one of ivf, ivfpq"):
-        ApproximateConfig("hnsw")
+    with pytest.raises(ConfigError, match="--approximate=hnsw2 is out of range: one of ivf, ivfpq, hnsw"):
+        ApproximateConfig("hnsw2")
+    with pytest.raises(ConfigError, match="--hnsw-m=1 is out of range: >= 2"):
+        ApproximateConfig("hnsw", hnsw_m=1)
+    with pytest.raises(ConfigError, match="--ef-search=0 is out of range: >= 1"):
+        ApproximateConfig("hnsw", ef_search=0)
     with pytest.raises(ConfigError, match="--nprobe=0 is out of range: >= 1"):
         ApproximateConfig("ivf", nprobe=0)
     with pytest.raises(ConfigError, match="--pq-m=5 must divide the descriptor size 16"):

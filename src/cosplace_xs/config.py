@@ -27,6 +27,7 @@ ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
 OPTIMIZERS = ("adam", "adamw", "asgd", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKBONE_NAMES = ("resnet18", "resnet50", "resnet101", "resnet152", "vgg16")  # model.backbones.BACKBONES' keys
+AGGREGATION_NAMES = ("gem", "mixvpr", "netvlad", "salad")  # model.aggregators.AGGREGATORS' keys
 CITY_PRESETS = ("tiny", "small", "medium", "large")  # synthetic.city.PRESETS' keys, for the parsers
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
@@ -37,7 +38,7 @@ INFERENCE_BATCH_SIZE = 32
 # at 75% of the bare model with 2 workers, 92% with none); a GPU does not share the cores with the decoders
 AUTO_WORKERS = {"cpu": 0, "cuda": 4}
 AUTO_WORKERS_TEXT = f"{AUTO_WORKERS['cpu']} on the CPU, where they would slow the model; {AUTO_WORKERS['cuda']} on CUDA"
-APPROXIMATE_KINDS = ("ivf", "ivfpq")
+APPROXIMATE_KINDS = ("ivf", "ivfpq", "hnsw")
 STORE_DTYPES = ("float16", "float32")  # of saved database descriptors
 HEADING_360 = ("merge", "own_class")
 CROP_METHODS = ("warp", "resized_crop")
@@ -53,7 +54,8 @@ def device_option() -> Any:
 
 
 def precision_option() -> Any:
-    return option("auto", "auto = fp16 mixed precision on CUDA, fp32 on the CPU; bf16 autocast works on both",
+    return option("auto", "auto = fp16 mixed precision on CUDA, bf16 autocast on a CPU with native bf16 "
+                  "(AVX512-BF16 or AMX), fp32 on other CPUs (where bf16 is emulated and slower)",
                   choices=("auto", *PRECISIONS))
 
 
@@ -105,6 +107,9 @@ class ModelConfig(OptionGroup):
 
     backbone: str = option("resnet18", "CNN backbone (model/backbones.py)", choices=BACKBONE_NAMES)
     fc_output_dim: int = option(512, "descriptor size D (outputs of the last linear layer)", low=1)
+    aggregation: str = option("gem", "head from the backbone's features to the descriptor: gem (CosPlace's GeM + "
+                              "Linear), mixvpr, netvlad (k-means initialised) or salad (needs a ViT backbone); "
+                              "model/aggregators.py", choices=AGGREGATION_NAMES)
     train_all_layers: bool = option(False, "train every layer (default: the early layers stay frozen, as in "
                                            "CosPlace)")
     pretrained: str = option("imagenet", "starting weights: 'imagenet' (torchvision weights API), 'none', or a "
@@ -284,18 +289,22 @@ class InferenceConfig(OptionGroup):
 
 @dataclass
 class ApproximateConfig(OptionGroup):
-    """An inverted-file index searched beside the exact k-NN: `ivf` (IVF-Flat) or `ivfpq` (IVF with product
-    quantisation). An IVF-Flat index stores its own float32 copy of the database; IVF-PQ stores pq_m * pq_nbits
-    bits per image."""
+    """An approximate index searched beside the exact k-NN: `ivf` (IVF-Flat), `ivfpq` (IVF with product
+    quantisation) or `hnsw` (a graph, faiss's IndexHNSWFlat). IVF-Flat and HNSW store their own float32 copy of
+    the database (HNSW also hnsw_m * 2 links of 4 bytes per image); IVF-PQ stores pq_m * pq_nbits bits per
+    image."""
 
     GROUP: ClassVar[str] = "approximate"
 
-    kind: str | None = option(None, "also search with an IVF-Flat or IVF-PQ index and report its Recall@N",
+    kind: str | None = option(None, "also search with an IVF-Flat, IVF-PQ or HNSW index and report its Recall@N",
                               flag="--approximate", choices=APPROXIMATE_KINDS, default_text="exact search only")
     nlist: int = option(1024, "IVF cells (k-means; lowered for small databases)", low=1)
     nprobe: int = option(16, "IVF cells visited per query", low=1)
     pq_m: int = option(32, "IVF-PQ sub-vectors per descriptor", low=1)
     pq_nbits: int = option(8, "IVF-PQ bits per sub-vector code", low=1)
+    hnsw_m: int = option(32, "HNSW links per node (M): more links, better recall, more memory", low=2)
+    ef_construction: int = option(40, "HNSW candidates kept while linking each added node", low=1)
+    ef_search: int = option(64, "HNSW candidates kept per query (faiss keeps at least k)", low=1)
     train_size: int = option(100_000, "database descriptors sampled (seeded) to train the index", low=1,
                              command_line=False)
     seed: int = option(0, "seed of the training sample", low=0, command_line=False)

@@ -3,9 +3,10 @@
 Exact search is faiss's brute-force L2 k-NN, the computation behind CosPlace's `IndexFlatL2` search, run on
 the caller's array without building an index (an IndexFlatL2 would hold a second copy of the database). A
 database that is not float32 (a float16 descriptor store) or not in memory (a memory map) is searched in
-chunks whose results are merged, so at most one chunk is ever converted. Approximate search (IVF-Flat or
-IVF-PQ through `faiss.index_factory`) is trained on a seeded sample of the database, which is then added in
-chunks. Distances are squared L2, as faiss returns them.
+chunks whose results are merged, so at most one chunk is ever converted. Approximate search: IVF-Flat or
+IVF-PQ (through `faiss.index_factory`) is trained on a seeded sample of the database, which is then added in
+chunks; HNSW (`faiss.IndexHNSWFlat`, Malkov and Yashunin 2018) needs no training and is built by adding the
+database in chunks. Distances are squared L2, as faiss returns them.
 """
 
 from __future__ import annotations
@@ -75,9 +76,22 @@ def factory_string(options: ApproximateConfig, num_database: int, dim: int) -> s
     return f"IVF{nlist},PQ{options.pq_m}x{options.pq_nbits}"
 
 
+def build_hnsw(database: np.ndarray, options: ApproximateConfig, chunk_rows: int = CHUNK_ROWS) -> faiss.Index:
+    """An HNSW graph of the database (L2), its links made with `ef_construction` candidates per added node."""
+    index = faiss.IndexHNSWFlat(database.shape[1], options.hnsw_m, faiss.METRIC_L2)
+    index.hnsw.efConstruction = options.ef_construction
+    for start in range(0, len(database), chunk_rows):
+        index.add(_float32_rows(database, start, start + chunk_rows))
+    index.hnsw.efSearch = options.ef_search
+    return index
+
+
 def build_index(database: np.ndarray, options: ApproximateConfig, chunk_rows: int = CHUNK_ROWS) -> faiss.Index:
-    """An approximate L2 index trained on a seeded sample of the database, which is then added in chunks."""
+    """An approximate L2 index: IVF trained on a seeded sample of the database, which is then added in chunks;
+    or an HNSW graph."""
     assert len(database) > 0, "an index needs a database"
+    if options.kind == "hnsw":
+        return build_hnsw(database, options, chunk_rows)
     index = faiss.index_factory(database.shape[1], factory_string(options, *database.shape), faiss.METRIC_L2)
     generator = np.random.default_rng(options.seed)
     sample_size = min(options.train_size, len(database))
@@ -91,7 +105,7 @@ def build_index(database: np.ndarray, options: ApproximateConfig, chunk_rows: in
 
 def approximate_knn(database: np.ndarray, queries: np.ndarray, k: int, options: ApproximateConfig
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate k-NN through an inverted-file index; missing neighbours (few cells probed) are index -1."""
+    """Approximate k-NN through an IVF or HNSW index; missing neighbours (few cells probed) are index -1."""
     index = build_index(database, options)
     distances, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(database)))
     return distances, indices.astype(np.int64, copy=False)
