@@ -170,3 +170,43 @@ def test_format_name_writes_plain_decimals_that_parse_back() -> None:
 def test_a_name_missing_its_north_names_the_zone_field_it_shifted_into() -> None:
     with pytest.raises(BadFileNameError, match="field 'utm_zone_number' is 'S', not a number"):
         parse_name("@203.0@10@S@@@@@0@@@@@@.jpg", require_heading=True)
+
+
+def test_a_name_with_only_utm_east_and_north_the_downloaders_minimum_parses() -> None:
+    parsed = parse_name("@551234.56@4181234.12@@@@@@@@@@@@@.jpg")
+    assert (parsed.utm_east, parsed.utm_north, parsed.utm_zone_number, parsed.lat, parsed.lon) == (
+        551234.56, 4181234.12, None, None, None)
+    assert parse_name("@551234.56@4181234.12@.png").utm_north == 4181234.12
+
+
+def test_empty_utm_fields_are_computed_from_lat_and_lon() -> None:
+    # the utm package's documented example: 51.2 N, 7.5 E lies in zone 32U at 395201.31 E, 5673135.24 N
+    parsed = parse_name("@@@@@51.2@7.5@@@@@@@@@.jpg")
+    assert (round(parsed.utm_east, 2), round(parsed.utm_north, 2)) == (395201.31, 5673135.24)
+    assert (parsed.utm_zone_number, parsed.utm_zone_letter, parsed.lat, parsed.lon) == (32, "U", 51.2, 7.5)
+
+
+def test_lat_lon_south_of_the_equator_give_the_false_northing() -> None:
+    # 0.5 S on the central meridian of zone 31 (3 E): east is the false easting, 500 km; north is the false
+    # northing, 10,000 km, less k0 times the meridian arc of half a degree, 0.9996 x 55,287.2 m = 55,265.1 m
+    parsed = parse_name("@@@@@-0.5@3.0@.jpg")
+    assert (round(parsed.utm_east, 1), round(parsed.utm_north, 1), parsed.utm_zone_number) == (
+        500000.0, 9944735.0, 31)
+
+
+def test_utm_given_beside_lat_lon_is_kept_as_written() -> None:
+    parsed = parse_name("@1.0@2.0@@@51.2@7.5@.jpg")
+    assert (parsed.utm_east, parsed.utm_north, parsed.utm_zone_number) == (1.0, 2.0, None)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("@@@@@@7.5@.jpg", "field 'utm_east' is empty; it must be a number (or leave UTM east and north empty "
+                       "and give lat and lon)"),
+    ("@1.0@@@@51.2@7.5@.jpg", "field 'utm_north' is empty; it must be a number (or leave UTM east and north "
+                              "empty and give lat and lon)"),
+    ("@@@@@84.5@7.5@.jpg", "lat 84.5, lon 7.5 lie outside UTM (latitudes -80 to 84); give UTM east and north"),
+])
+def test_a_position_that_cannot_be_had_is_an_error_naming_the_field(name: str, message: str) -> None:
+    with pytest.raises(BadFileNameError) as error:
+        parse_name(name)
+    assert str(error.value) == f"{name}: {message}"

@@ -3,7 +3,9 @@
     prefix@utm_east@utm_north@utm_zone_number@utm_zone_letter@lat@lon@pano_id@tile_num@heading@pitch@roll@height@timestamp@note@.jpg
 
 Only the file name is split (never the folders above it). Empty fields are allowed except UTM east and
-north; names that stop early (some SF-XL test names end after the pano id) leave the rest empty.
+north; names that stop early (some SF-XL test names end after the pano id) leave the rest empty. A name whose
+UTM east and north are both empty but which carries lat and lon gets its UTM position (and zone) computed from
+them with the `utm` package.
 Numbers are read strictly as published: ASCII digits with an optional sign and decimal point (Python's
 `float` would also take `549_069.19`, spaces, other scripts' digits, exponents, `inf` and `nan`).
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import utm
 
 from cosplace_xs.errors import BadFileNameError
 
@@ -91,11 +94,13 @@ def display_name(path: str | Path) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _number(raw: str, field: str, name: str, required: bool = False) -> float | None:
-    """A plain decimal number, within the field's range when it has one (see RANGES); None when empty."""
+def _number(raw: str, field: str, name: str, required: bool | str = False) -> float | None:
+    """A plain decimal number, within the field's range when it has one (see RANGES); None when empty (an error
+    when `required`, a string saying what to write instead)."""
     if raw == "":
         if required:
-            raise BadFileNameError(f"{name}: field '{field}' is empty; it must be a number")
+            what = required if isinstance(required, str) else "it must be a number"
+            raise BadFileNameError(f"{name}: field '{field}' is empty; {what}")
         return None
     if not DECIMAL.fullmatch(raw):
         try:
@@ -129,6 +134,24 @@ def _band(raw: str, name: str) -> str:
                            "C to X, without I and O)")
 
 
+def _position(values: dict[str, str], name: str) -> tuple[float, float, int | None, str]:
+    """UTM east, north, zone number and band: as written, or computed from lat and lon when east and north are
+    both empty."""
+    lat, lon = _number(values["lat"], "lat", name), _number(values["lon"], "lon", name)
+    zone, band = _zone(values["utm_zone_number"], name), _band(values["utm_zone_letter"], name)
+    if values["utm_east"] == values["utm_north"] == "" and lat is not None and lon is not None:
+        try:
+            east, north, zone, band = utm.from_latlon(lat, lon)
+        except utm.OutOfRangeError:
+            raise BadFileNameError(f"{name}: lat {lat:g}, lon {lon:g} lie outside UTM (latitudes -80 to 84); give "
+                                   "UTM east and north") from None
+        return float(east), float(north), int(zone), str(band)
+    hint = "it must be a number (or leave UTM east and north empty and give lat and lon)"
+    east = _number(values["utm_east"], "utm_east", name, required=hint)
+    north = _number(values["utm_north"], "utm_north", name, required=hint)
+    return east, north, zone, band
+
+
 def parse_name(path: str | Path, require_heading: bool = False) -> ImageName:
     """Parse the metadata of an image from its file name; raise BadFileNameError naming the bad field."""
     name = Path(path).name
@@ -148,14 +171,14 @@ def parse_name(path: str | Path, require_heading: bool = False) -> ImageName:
             "(UTM east and north are required)"
         )
     values = dict(zip(FIELD_NAMES, raw, strict=True))
-    zone = _zone(values["utm_zone_number"], name)
+    east, north, zone, band = _position(values, name)
     heading = _number(values["heading"], "heading", name, required=require_heading)
     return ImageName(
         prefix=values["prefix"],
-        utm_east=_number(values["utm_east"], "utm_east", name, required=True),
-        utm_north=_number(values["utm_north"], "utm_north", name, required=True),
+        utm_east=east,
+        utm_north=north,
         utm_zone_number=zone,
-        utm_zone_letter=_band(values["utm_zone_letter"], name),
+        utm_zone_letter=band,
         lat=_number(values["lat"], "lat", name),
         lon=_number(values["lon"], "lon", name),
         pano_id=values["pano_id"],
