@@ -11,6 +11,7 @@ from cosplace_xs.cli import build_parser, main
 from cosplace_xs.cli.demo import DEMO_OPTIONS, demo_config, fit_to_city
 from cosplace_xs.cli.run_options import run_config_from_args
 from cosplace_xs.config import CITY_PRESETS, RunConfig
+from cosplace_xs.data import split_cache
 from cosplace_xs.data.split import build_split
 from cosplace_xs.data.train_set import check_batch_fits
 from cosplace_xs.synthetic.city import city_preset, plan_city
@@ -29,17 +30,15 @@ def test_demo_offers_every_city_preset() -> None:
 
 
 @pytest.mark.parametrize("preset", CITY_PRESETS)
-def test_the_demo_options_fit_each_preset_city(preset: str, tmp_path: Path) -> None:
-    """The split of the preset's planned training pictures (empty files bearing their names: no drawing) takes
-    the demo's groups and batch size as training checks them."""
+def test_the_demo_options_fit_each_preset_city(preset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split of the preset's planned training pictures (their names only: no drawing, no file) takes the
+    demo's groups and batch size as training checks them."""
     _, shots = plan_city(city_preset(preset))
     train_dir = tmp_path / "city" / "train"
-    images = []
-    for shot in shots["train"]:
-        path = tmp_path / "city" / shot.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-        images.append(path)
+    images = [tmp_path / "city" / shot.path for shot in shots["train"]]
+    # the cache key reads each file's size and time; these pictures are never written
+    monkeypatch.setattr(split_cache, "cache_key",
+                        lambda config, relative, paths: split_cache.split_key(config, relative))
     config = RunConfig().replace(DEMO_OPTIONS, "demo")
     split = build_split(train_dir, config.split, tmp_path / "cache", images=images)
     fitted = RunConfig().replace(fit_to_city(split), "demo")
