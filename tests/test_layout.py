@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from cosplace_xs.data.layout import discover_dataset, find_test_set, list_images, require_train_dir
+from cosplace_xs.data.layout import (
+    discover_dataset,
+    find_test_set,
+    find_test_sets,
+    folders_as_test_set,
+    list_images,
+    require_train_dir,
+    write_paths_file,
+)
 from cosplace_xs.errors import DatasetLayoutError
 
 
@@ -165,3 +173,94 @@ def test_the_queries_folder_option_picks_queries_v1_over_queries_where_there_is_
     assert find_test_set(tmp_path / "sf", queries_folder="queries_v1").queries_dir == tmp_path / "sf" / "queries_v1"
     # official train.py:61 reads queries_v1 of SF-XL's test set; a set with only queries/ is still read
     assert find_test_set(tmp_path / "tokyo", queries_folder="queries_v1").queries_dir == tmp_path / "tokyo" / "queries"
+
+
+def test_the_downloaders_layout_is_found_from_its_root_or_its_split(tmp_path: Path) -> None:
+    split = tmp_path / "datasets" / "pitts30k" / "images" / "test"
+    for name in ("database", "queries"):
+        (split / name).mkdir(parents=True)
+    from_root = find_test_set(tmp_path / "datasets" / "pitts30k")
+    assert (from_root.name, from_root.database_dir, from_root.queries_dir) == (
+        "pitts30k", split / "database", split / "queries")
+    assert find_test_set(split).name == "pitts30k/test"
+
+
+def test_two_folders_make_a_test_set_named_by_their_parent(tmp_path: Path) -> None:
+    for name in ("db", "q"):
+        (tmp_path / "mine" / name).mkdir(parents=True)
+    paths = folders_as_test_set(tmp_path / "mine" / "db", tmp_path / "mine" / "q")
+    assert (paths.name, paths.database_dir, paths.queries_dir) == ("mine", tmp_path / "mine" / "db",
+                                                                   tmp_path / "mine" / "q")
+    with pytest.raises(DatasetLayoutError) as error:
+        folders_as_test_set(tmp_path / "mine" / "db", tmp_path / "missing")
+    assert str(error.value) == f"{tmp_path / 'missing'}: folder of query images not found (--queries)"
+
+
+def test_every_test_set_under_a_root_is_found_in_either_layout(tmp_path: Path) -> None:
+    for folder in ("sf_xs/val", "sf_xs/test", "datasets/tokyo_xs/images/test", "sf_xl/test"):
+        (tmp_path / folder / "database" / "deep" / "database").mkdir(parents=True)  # not entered: a set folder
+    (tmp_path / "sf_xs" / "val" / "queries").mkdir()
+    (tmp_path / "sf_xs" / "test" / "queries").mkdir()
+    (tmp_path / "datasets" / "tokyo_xs" / "images" / "test" / "queries").mkdir()
+    (tmp_path / "sf_xl" / "test" / "queries_v2").mkdir()
+    (tmp_path / "sf_xs" / "train").mkdir()
+    found = find_test_sets(tmp_path)
+    assert [(paths.name, paths.queries_dir.name) for paths in found] == [
+        ("datasets/tokyo_xs/images/test", "queries"), ("sf_xs/test", "queries"), ("sf_xs/val", "queries")]
+    assert [(paths.name, paths.queries_dir.name) for paths in find_test_sets(tmp_path, "queries_v2")] == [
+        ("datasets/tokyo_xs/images/test", "queries"), ("sf_xl/test", "queries_v2"), ("sf_xs/test", "queries"),
+        ("sf_xs/val", "queries")]
+    with pytest.raises(DatasetLayoutError) as error:
+        find_test_sets(tmp_path / "sf_xs" / "train")
+    assert str(error.value) == (f"{tmp_path / 'sf_xs' / 'train'}: no test set found under it (a folder holding "
+                                "database/ and queries/, as DIR/test/ or datasets/NAME/images/test/)")
+
+
+def test_a_paths_file_beside_a_folder_is_read_instead_of_walking_it(tmp_path: Path, caplog) -> None:
+    folder = tmp_path / "test" / "database"
+    _touch(folder / "b" / "2.jpg", folder / "1.jpg", folder / "not_listed.jpg")
+    (tmp_path / "test" / "database_images_paths.txt").write_text("b/2.jpg\n1.jpg\n")  # official: folder-relative
+    with caplog.at_level(logging.INFO):
+        assert list_images(folder) == [folder / "1.jpg", folder / "b" / "2.jpg"]
+    assert f"{folder}: 2 images listed in {tmp_path / 'test' / 'database_images_paths.txt'}; the folder is not " \
+           "walked" in caplog.text
+
+
+def test_a_paths_file_relative_to_the_dataset_is_read_too(tmp_path: Path) -> None:
+    folder = tmp_path / "test" / "database"
+    _touch(folder / "1.jpg", folder / "b" / "2.jpg")
+    (tmp_path / "test" / "database_images_paths.txt").write_text("database/1.jpg\r\ndatabase/b/2.jpg\r\n\n")
+    assert list_images(folder) == [folder / "1.jpg", folder / "b" / "2.jpg"]
+
+
+def test_missing_listed_images_are_an_error_naming_the_file_and_the_first_missing(tmp_path: Path) -> None:
+    folder = tmp_path / "database"
+    _touch(folder / "1.jpg")
+    listing = tmp_path / "database_images_paths.txt"
+    listing.write_text("".join(f"{name}.jpg\n" for name in ("1", "x2", "x3", "x4", "x5", "x6", "x7")))
+    with pytest.raises(DatasetLayoutError) as error:
+        list_images(folder, "database images")
+    assert str(error.value) == (
+        f"{listing}: 6 of the 7 database images it lists are missing from {folder}: x2.jpg, x3.jpg, x4.jpg, "
+        "x5.jpg, x6.jpg, ...; write it again with `cosplace-xs check-dataset DIR --write-paths-files`, or delete "
+        "it to walk the folder")
+
+
+def test_a_listed_path_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "database"
+    _touch(folder / "1.jpg", tmp_path / "queries" / "2.jpg")
+    listing = tmp_path / "database_images_paths.txt"
+    listing.write_text("1.jpg\n../queries/2.jpg\n")
+    with pytest.raises(DatasetLayoutError) as error:
+        list_images(folder)
+    assert str(error.value) == (f"{listing}: line 2, ../queries/2.jpg, lies outside {folder}; list only the "
+                                "images inside the folder, relative to it")
+
+
+def test_write_paths_file_lists_the_walk_relative_to_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "queries_v1"
+    _touch(folder / "b" / "2.png", folder / "1.jpg", folder / "notes.txt")
+    written = write_paths_file(folder)
+    assert written == (tmp_path / "queries_v1_images_paths.txt", 2)
+    assert written[0].read_text() == "1.jpg\nb/2.png\n"
+    assert list_images(folder) == [folder / "1.jpg", folder / "b" / "2.png"]

@@ -1,4 +1,9 @@
-"""Dataset folders as users have them: `<root>/train`, `<root>/{val,test}/{database,queries}`."""
+"""Dataset folders as users have them: `<root>/train`, `<root>/{val,test}/{database,queries}`, the VPR dataset
+downloader's `datasets/<name>/images/{train,val,test}/{database,queries}`, or any two folders.
+
+A file `<folder>_images_paths.txt` beside an image folder is read instead of walking the folder (see
+`data/paths_files.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cosplace_xs.config import QUERIES_FOLDERS
 from cosplace_xs.data.images import special_file_kind
 from cosplace_xs.data.names import IMAGE_EXTENSIONS
+from cosplace_xs.data.paths_files import paths_file, read_paths_file, write_image_list
 from cosplace_xs.errors import DatasetLayoutError
 
 log = logging.getLogger(__name__)
 
-QUERY_FOLDER_NAMES = ("queries", "queries_v1")
+QUERY_FOLDER_NAMES = ("queries", "queries_v1")  # read by default, in this order; queries_v2 when asked for
+SET_FOLDER_NAMES = ("train", "database", *QUERIES_FOLDERS)  # each holds one set of images
+DOWNLOADER_FOLDER = "images"  # the VPR dataset downloader's datasets/<name>/images/<split>/
+MAX_SEARCH_DEPTH = 6  # folders below a datasets root looked into for test sets
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ def refuse_links(listing: Listing, folder: Path, what: str) -> None:
 def list_images(folder: str | Path, what: str = "images", extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
                 case_sensitive: bool = False) -> list[Path]:
     """The images (ending in one of `extensions`: .jpg, .jpeg, .png by default, any depth) under `folder`,
-    sorted by path.
+    sorted by path; those listed in its `paths_file` where there is one (see `read_paths_file`).
 
     Raises DatasetLayoutError if the folder is missing, holds no image or a symbolic link that is refused
     (see `walk_folder`); warns about other files and skips FIFOs, sockets and devices, naming them.
@@ -143,6 +153,16 @@ def list_images(folder: str | Path, what: str = "images", extensions: tuple[str,
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetLayoutError(f"{folder}: folder of {what} not found; expected a folder of .jpg images")
+    if paths_file(folder).is_file():
+        listed = read_paths_file(folder, what)
+        images = [path for path in listed if is_image_name(path, extensions, case_sensitive)]
+        if len(images) < len(listed):
+            log.warning("%s: ignored %d listed files that are not images (%s)", paths_file(folder),
+                        len(listed) - len(images), ", ".join(extensions))
+        if images:
+            return images
+        raise DatasetLayoutError(f"{paths_file(folder)}: lists no image ({', '.join(extensions)}); expected the "
+                                 f"{what} of {folder}")
     listing = walk_folder(folder, extensions, case_sensitive)
     refuse_links(listing, folder, what)
     others = listing.others
@@ -162,6 +182,14 @@ def list_images(folder: str | Path, what: str = "images", extensions: tuple[str,
     return listing.images
 
 
+def write_paths_file(folder: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> tuple[Path, int]:
+    """List the images under `folder`, walked (see `walk_folder`), in its `paths_file`; (the file, the number of
+    images)."""
+    listing = walk_folder(folder, extensions)
+    refuse_links(listing, folder, "images")
+    return write_image_list(folder, listing.images), len(listing.images)
+
+
 def _queries_dir(folder: Path, queries_folder: str | None) -> Path | None:
     names = (queries_folder, *(name for name in QUERY_FOLDER_NAMES if name != queries_folder))
     for name in names if queries_folder else QUERY_FOLDER_NAMES:
@@ -179,15 +207,60 @@ def find_test_set(path: str | Path, split: str = "test", queries_folder: str | N
     path = Path(path)
     if not path.is_dir():
         raise DatasetLayoutError(f"{path}: test set folder not found")
-    for folder in (path, path / split):
+    for folder in (path, path / split, path / DOWNLOADER_FOLDER / split):
         queries = _queries_dir(folder, queries_folder)
         if (folder / "database").is_dir() and queries is not None:
-            name = path.name if folder == path / split else f"{path.parent.name}/{path.name}"
+            dataset = path.parent.parent if path.parent.name == DOWNLOADER_FOLDER else path.parent
+            name = path.name if folder != path else f"{dataset.name}/{path.name}"
             return TestSetPaths(name=name.strip("/"), database_dir=folder / "database", queries_dir=queries)
     raise DatasetLayoutError(
         f"{path}: not a test set; expected the folders {path}/database and {path}/queries "
         f"(or {path}/{split}/database and {path}/{split}/queries)"
     )
+
+
+def folders_as_test_set(database_dir: Path, queries_dir: Path) -> TestSetPaths:
+    """A test set given as two folders, named after their common parent (or both folders' names)."""
+    for folder, what, flag in ((database_dir, "database images", "--database"),
+                               (queries_dir, "query images", "--queries")):
+        if not folder.is_dir():
+            raise DatasetLayoutError(f"{folder}: folder of {what} not found ({flag})")
+    parents = {database_dir.absolute().parent, queries_dir.absolute().parent}
+    name = parents.pop().name if len(parents) == 1 else f"{database_dir.name}+{queries_dir.name}"
+    return TestSetPaths(name=name, database_dir=database_dir, queries_dir=queries_dir)
+
+
+def find_test_sets(root: Path, queries_folder: str | None = None) -> list[TestSetPaths]:
+    """Every test set (a folder holding database/ and a queries folder, see `find_test_set`) under `root`, in
+    our layout or the downloader's, named by its path below `root` and sorted by it. Image-set folders are not
+    looked into, so a database of millions of files costs nothing here."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{root}: datasets folder not found")
+    found = []
+
+    def visit(folder: Path, depth: int) -> None:
+        queries = _queries_dir(folder, queries_folder)
+        if (folder / "database").is_dir() and queries is not None:
+            name = folder.relative_to(root).as_posix()
+            found.append(TestSetPaths(root.name if name == "." else name, folder / "database", queries))
+            return
+        if depth == MAX_SEARCH_DEPTH:
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            log.warning("%s: folder cannot be read (%s); not searched for test sets", folder, error.strerror)
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and entry.name not in SET_FOLDER_NAMES:
+                visit(Path(entry.path), depth + 1)
+
+    visit(root, 0)
+    if not found:
+        raise DatasetLayoutError(f"{root}: no test set found under it (a folder holding database/ and queries/, "
+                                 f"as DIR/test/ or datasets/NAME/{DOWNLOADER_FOLDER}/test/)")
+    return sorted(found, key=lambda paths: paths.name)
 
 
 def discover_dataset(root: str | Path) -> DatasetPaths:
