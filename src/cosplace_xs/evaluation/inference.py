@@ -49,7 +49,7 @@ class Inference:
 
     @classmethod
     def resolve(cls, config: InferenceConfig, image_size: ImageSize, progress: bool) -> Inference:
-        """`auto` device: CUDA when present; `auto` precision: fp16 on CUDA, fp32 on the CPU; workers `None`:
+        """`auto` device: CUDA when present; `auto` precision: device.choose_precision's; workers `None`:
         as many as suit the device (config.AUTO_WORKERS)."""
         device = resolve_device(config.device)
         return cls(device, resolve_precision(config.precision, device), config.batch_size,

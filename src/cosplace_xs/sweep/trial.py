@@ -73,8 +73,10 @@ def config_mismatch(folder: Path, config: RunConfig) -> str | None:
     if not path.is_file():
         return None
     old, new = _flat(RunConfig.load(path, complete=True).to_dict()), _flat(config.to_dict())
+    # a run records the precision `auto` chose (resume trains in it)
+    same = {DATASET_OPTION, *(["train.precision"] if config.train.precision == "auto" else [])}
     changed = [f"{key}: {old[key]!r} there, {new[key]!r} in the spec" for key in new
-               if key != DATASET_OPTION and old.get(key) != new[key]]
+               if key not in same and old.get(key) != new[key]]
     if not changed:
         return None
     return (f"{folder} holds a run with other options ({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''})."

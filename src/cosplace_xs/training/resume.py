@@ -30,6 +30,7 @@ RESUME_CHANGES: dict[str, str] = {
     "train.validate": ALLOWED,
     "train.device": ALLOWED,  # another machine: the same steps, up to floating-point rounding
     "train.compile": ALLOWED,
+    "train.precision": ALLOWED,  # the recorded one by default; another machine may lack it (fp16 off CUDA)
     "train.channels_last": ALLOWED,
     "train.num_workers": ALLOWED,
     "train.checkpoint_every": ALLOWED,

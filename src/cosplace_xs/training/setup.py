@@ -17,13 +17,15 @@ from cosplace_xs.data.scan import ScanReport, scan_images
 from cosplace_xs.data.split import TrainSplit, build_split
 from cosplace_xs.data.test_set import TestSet, find_positives, load_test_set, require_a_positive
 from cosplace_xs.data.train_set import check_batch_fits
-from cosplace_xs.device import resolve_device, resolve_precision
+from cosplace_xs.device import precision_before_bf16, resolve_device, resolve_precision
 from cosplace_xs.errors import BadFileNameError, BadImageError, CheckpointError, ConfigError, DatasetLayoutError
 from cosplace_xs.model.compilation import compile_in_place, require_compiler
 from cosplace_xs.model.network import GeoLocalizationNet, build_model
+from cosplace_xs.model.published_weights import load_starting_weights
 from cosplace_xs.options import flag_of, no_flag_of
 from cosplace_xs.training import run_files
 from cosplace_xs.training.distributed import DistributedContext, wrap_model
+from cosplace_xs.training.netvlad_init import initialise_netvlad
 from cosplace_xs.training.resume import (
     Progress,
     absolute_dataset,
@@ -122,7 +124,8 @@ def _check_batch_norm_input(model: GeoLocalizationNet, config: RunConfig, images
     size = config.train.image_size
     model.eval()  # the probe must not touch the running statistics
     with torch.no_grad():
-        height, width = model.backbone(torch.zeros(1, 3, size, size, device=device)).shape[-2:]
+        features = model.backbone(torch.zeros(1, 3, size, size, device=device))
+        height, width = (features[0] if isinstance(features, tuple) else features).shape[-2:]  # a ViT: (map, CLS)
     model.train()
     if height * width == 1:
         batch_flag, size_flag = flag_of(TrainConfig, "batch_size"), flag_of(TrainConfig, "image_size")
@@ -147,6 +150,18 @@ def _checked_split(train_dir: Path, config: RunConfig, images: list[Path]) -> Tr
     return split
 
 
+def _run_precision(precision: str, run_dir: Path, resume: bool, device: torch.device) -> str:
+    """The precision the run trains in. A resume asked for `auto` (a sweep's trial asks for its options, not the
+    run's) trains in the one the run recorded; `auto` recorded by a version that did not resolve it means what
+    `auto` meant then."""
+    config_file = run_dir / run_files.CONFIG
+    if resume and precision == "auto" and config_file.is_file():
+        precision = RunConfig.load(config_file, complete=True).train.precision
+        if precision == "auto":
+            return precision_before_bf16(device)
+    return resolve_precision(precision, device)
+
+
 def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: DistributedContext,
                 device_name: str, progress: bool = True) -> RunSetup:
     """Check data and options, build the split, model and state; restore the last checkpoint on resume.
@@ -160,7 +175,9 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
                     run_dir)
         resume = False
     device = resolve_device(device_name)
-    precision = resolve_precision(config.train.precision, device)
+    precision = _run_precision(config.train.precision, run_dir, resume, device)
+    # recorded resolved in config.yaml and the checkpoints: `auto` may choose otherwise on another machine
+    config = config.replace({"train.precision": precision})
     if config.train.compile:
         require_compiler(device)
     _configure_determinism(device)
@@ -173,7 +190,11 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     except BadFileNameError:  # the scan below lists every bad name, with the other unusable files, at once
         split = None
     torch.manual_seed(config.train.seed)  # torchvision and CosFace initialise weights from the global RNG
-    model = build_model(config.model if not resume else dataclasses.replace(config.model, pretrained="none"))
+    # a resume restores its own weights, and --weights gives the whole network's: no ImageNet weights for either
+    from_imagenet = not resume and config.model.weights is None
+    model = build_model(config.model if from_imagenet else dataclasses.replace(config.model, pretrained="none"))
+    if config.model.weights is not None and not resume:
+        load_starting_weights(model, config.model.weights)
     classifier_rng = torch.get_rng_state()  # the scans below must not change the classifiers' initial weights
     val_set = _load_val_set(config) if context.is_main else None
     # every image is checked before the first batch, so a broken one cannot stop the run at epoch 7
@@ -198,6 +219,8 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     log.debug("groups of the split:\n%s", split.summary())  # the table for -v; `split-info` prints it on demand
 
     model = model.to(device)
+    if not resume:  # a resumed run restores its trained centroids
+        initialise_netvlad(model, images, config.train, device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.train.compile:
@@ -226,7 +249,10 @@ def _resume(run: RunSetup) -> None:
             raise
         log.warning("%s; resuming from the previous checkpoint %s instead", error, previous)
         checkpoint, source = ckpt.read_checkpoint(previous), previous
-    changed = resume_changes(RunConfig.from_dict(checkpoint["config"], str(source)), run.config, str(source))
+    recorded = RunConfig.from_dict(checkpoint["config"], str(source))
+    if recorded.train.precision == "auto":  # from a version that did not record the precision: _run_precision's
+        recorded = recorded.replace({"train.precision": run.precision})
+    changed = resume_changes(recorded, run.config, str(source))
     restore(run.state, checkpoint, run.split_key, source)
     state = run.state
     check_epochs(Progress(source, state.epoch, state.iteration, state.best_r1), run.config.train.epochs,
