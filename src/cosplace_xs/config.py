@@ -44,6 +44,8 @@ HEADING_360 = ("merge", "own_class")
 CROP_METHODS = ("warp", "resized_crop")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 QUERIES_FOLDERS = ("queries", "queries_v1", "queries_v2")
+# the query test-time methods of the VPR benchmark (Berton et al., CVPR 2022); evaluation/test_methods.py
+TEST_METHODS = ("hard_resize", "single_query", "central_crop", "five_crops", "nearest_crop", "maj_voting")
 
 
 # Options that several groups hold (training and inference, a run's eval group and the eval command): each
@@ -259,6 +261,12 @@ class EvalConfig(OptionGroup):
                                         "(the official code tests on SF-XL's queries_v1); else queries, else "
                                         "queries_v1", choices=QUERIES_FOLDERS,
                                         default_text="queries, else queries_v1")
+    test_method: str = option("hard_resize", "how queries become descriptors: hard_resize (to the square size), "
+                              "single_query (own size), central_crop, five_crops (mean descriptor), nearest_crop "
+                              "(closest of 5 crops), maj_voting (nearest_crop with votes); evaluation/test_methods.py",
+                              choices=TEST_METHODS)
+    majority_weight: float = option(0.01, "maj_voting: squared distance taken off a database image per crop that "
+                                    "also retrieves it (weight * count / n in the top 1, 5 and 10)", low=0)
 
     def check_together(self, source: str | None) -> None:
         require_one_size(self, source)

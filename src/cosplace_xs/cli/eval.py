@@ -88,7 +88,8 @@ def _row(result: EvalResult, store_seconds: float) -> dict[str, Any]:
     row.update({f"approx_R@{n}": round(r, 2) for n, r in (result.approximate_recalls or {}).items()})
     row.update({"database": result.num_database, "queries": result.num_queries,
                 "queries_without_positives": result.queries_without_positives,
-                "seconds": round(result.seconds + store_seconds, 1)})
+                "seconds": round(result.seconds + store_seconds, 1), "test_method": result.test_method,
+                "query_seconds": round(result.query_seconds, 2)})
     return row
 
 

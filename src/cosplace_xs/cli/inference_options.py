@@ -16,7 +16,8 @@ from cosplace_xs.options import COMMAND_LINE
 
 INFERENCE = "inference_"
 SCORING = "scoring_"
-SCORING_OPTIONS = ("positive_dist_threshold", "recall_values")  # the checkpoint's unless given
+# the checkpoint's unless given
+SCORING_OPTIONS = ("positive_dist_threshold", "recall_values", "test_method", "majority_weight")
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser, scoring: tuple[str, ...] = SCORING_OPTIONS) -> None:

@@ -2,13 +2,14 @@
 
 With a fixed image size every image is resized to it and batched. At native size (CosPlace's way for queries,
 which it feeds one at a time because they differ in size), images of the same size are batched together:
-the output keeps the order of `paths` whatever the batches.
+the output keeps the order of `paths` whatever the batches. A test-time method may instead turn each image,
+read at its own size, into one square view or several (evaluation/test_methods.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -27,20 +28,26 @@ from cosplace_xs.errors import BadImageError
 from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
 from cosplace_xs.progress import progress_bar
 
+Views = Callable[[torch.Tensor], torch.Tensor]  # uint8 (3, H, W) -> (3, S, S) or (V, 3, S, S)
+
 
 class ImageFiles(Dataset):
-    """Image files decoded to uint8 (3, H, W), resized to `size` x `size` unless `size` is NATIVE; images
-    above `max_pixels` pixels are refused from their header."""
+    """Image files decoded to uint8 (3, H, W), resized to `size` x `size` unless `size` is NATIVE, or read at
+    their own size and turned into `views`; images above `max_pixels` pixels are refused from their header."""
 
-    def __init__(self, paths: Sequence[Path], size: ImageSize, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    def __init__(self, paths: Sequence[Path], size: ImageSize, max_pixels: int = MAX_IMAGE_PIXELS,
+                 views: Views | None = None) -> None:
         self.paths = list(paths)
         self.size = size
         self.max_pixels = max_pixels
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.views is not None:
+            return self.views(read_image(self.paths[index], None, self.max_pixels)), index
         size = None if self.size is NATIVE else self.size
         return read_image(self.paths[index], size, self.max_pixels), index
 
@@ -88,7 +95,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _loader(dataset: ImageFiles, inference: Inference) -> DataLoader:
-    batching = ({"batch_sampler": size_batches(dataset.paths, inference.batch_size)} if dataset.size is NATIVE
+    native = dataset.size is NATIVE and dataset.views is None
+    batching = ({"batch_sampler": size_batches(dataset.paths, inference.batch_size)} if native
                 else {"batch_size": inference.batch_size, "shuffle": False})
     # workers ignore Ctrl-C as training's do: the main process stops, not a worker in the middle of a batch
     return DataLoader(dataset, **batching, num_workers=inference.num_workers,
@@ -97,27 +105,30 @@ def _loader(dataset: ImageFiles, inference: Inference) -> DataLoader:
 
 
 def extract_descriptors(model: nn.Module, paths: Sequence[Path], inference: Inference, desc: str = "database",
-                        out: np.ndarray | None = None) -> np.ndarray:
+                        out: np.ndarray | None = None, views: Views | None = None) -> np.ndarray:
     """Descriptors (len(paths), D) of the images, row i for paths[i]; the model must be on `inference.device`.
 
     `out`, when given, is filled and returned (e.g. a memory-mapped store, float16 or float32), so a large
-    database never sits in memory twice; otherwise a float32 array is allocated.
+    database never sits in memory twice; otherwise a float32 array is allocated. With `views` making V > 1
+    views of each image (V, 3, S, S), the descriptors are (len(paths), V, D).
     """
     assert len(paths) > 0, "extraction needs at least one image"
-    dataset = ImageFiles(paths, inference.image_size, inference.max_pixels)
+    dataset = ImageFiles(paths, inference.image_size, inference.max_pixels, views)
     device, precision = inference.device, inference.precision
     bar = progress_bar(len(dataset), desc, "img", enabled=inference.progress, leave=False)
     with eval_mode(model), torch.inference_mode(), bar:
         try:
             for images, indices in _loader(dataset, inference):
                 # channels_last while still uint8: a quarter of the bytes to move, and normalize keeps the layout
-                images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                per_image = images.shape[1:-3]  # (V,) for several views of each image, else ()
+                images = images.flatten(0, images.dim() - 4).to(device, non_blocking=True)
+                images = images.contiguous(memory_format=torch.channels_last)
                 images = normalize(images)
                 with autocast(device, precision):
                     descriptors = model(images)
-                descriptors = descriptors.float().cpu().numpy()
+                descriptors = descriptors.float().cpu().numpy().reshape(len(indices), *per_image, -1)
                 if out is None:
-                    out = np.empty((len(dataset), descriptors.shape[1]), dtype=np.float32)
+                    out = np.empty((len(dataset), *descriptors.shape[1:]), dtype=np.float32)
                 out[indices.numpy()] = descriptors
                 bar.update(len(indices))
         except BadImageError as error:  # only image decoding raises it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from torch import nn
@@ -15,6 +16,7 @@ from cosplace_xs.evaluation.descriptors import extract_descriptors
 from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.recall import recall_at_n
 from cosplace_xs.evaluation.retrieval import approximate_knn, knn
+from cosplace_xs.evaluation.test_methods import query_reading, rank
 
 
 @dataclass
@@ -31,6 +33,8 @@ class EvalResult:
     predictions: np.ndarray
     distances: np.ndarray
     approximate_recalls: dict[int, float] | None = None
+    test_method: str = "hard_resize"
+    query_seconds: float = 0.0  # the queries' extraction and search, which the test method changes
 
 
 def _check_sizes(test_set: TestSet, database_descriptors: np.ndarray | None) -> None:
@@ -59,14 +63,20 @@ def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, infe
     if database_descriptors is None:
         database_descriptors = extract_descriptors(model, test_set.database_paths, inference,
                                                    f"{test_set.name} database")
-    queries = extract_descriptors(model, test_set.queries_paths, inference, f"{test_set.name} queries")
+    query_start = time.perf_counter()
+    method, weight = config.test_method, config.majority_weight
+    query_inference, views = query_reading(method, inference)
+    queries = extract_descriptors(model, test_set.queries_paths, query_inference, f"{test_set.name} queries",
+                                  views=views)
     k = max(config.recall_values)
-    distances, predictions = knn(database_descriptors, queries, k)
+    distances, predictions = rank(queries, partial(knn, database_descriptors), k, method, weight)
+    query_seconds = time.perf_counter() - query_start
     recalls = recall_at_n(predictions, test_set.positives, config.recall_values)
     approximate_recalls = None
     if approximate is not None:
-        _, approximate_predictions = approximate_knn(database_descriptors, queries, k, approximate)
+        search = partial(approximate_knn, database_descriptors, options=approximate)
+        _, approximate_predictions = rank(queries, search, k, method, weight)
         approximate_recalls = recall_at_n(approximate_predictions, test_set.positives, config.recall_values)
     return EvalResult(test_set.name, recalls, test_set.num_database, test_set.num_queries,
                       test_set.queries_without_positives, time.perf_counter() - start, predictions, distances,
-                      approximate_recalls)
+                      approximate_recalls, method, query_seconds)
