@@ -109,6 +109,10 @@ class ModelConfig(OptionGroup):
 
     backbone: str = option("resnet18", "CNN backbone (model/backbones.py)", choices=BACKBONE_NAMES)
     fc_output_dim: int = option(512, "descriptor size D (outputs of the last linear layer)", low=1)
+    pca_dim: int | None = option(None, "descriptor size K after the PCA that `cosplace-xs pca` folded into the "
+                                 "model (a Linear(D, K) and an L2 norm after the head)", low=1, command_line=False,
+                                 default_text="no PCA")
+    pca_whiten: bool = option(False, "that PCA divides each component by its standard deviation", command_line=False)
     aggregation: str = option("gem", "head from the backbone's features to the descriptor: gem (CosPlace's GeM + "
                               "Linear), mixvpr, netvlad (k-means initialised) or salad (needs a ViT backbone); "
                               "model/aggregators.py", choices=AGGREGATION_NAMES)
@@ -316,6 +320,24 @@ class ApproximateConfig(OptionGroup):
     train_size: int = option(100_000, "database descriptors sampled (seeded) to train the index", low=1,
                              command_line=False)
     seed: int = option(0, "seed of the training sample", low=0, command_line=False)
+
+
+PCA_FIT_SETS = ("database", "train")
+
+
+@dataclass
+class PCAConfig(OptionGroup):
+    """`cosplace-xs pca`: the descriptor sizes K to reduce to, and the descriptors the PCA is fitted on."""
+
+    GROUP: ClassVar[str] = "pca"
+
+    dims: tuple[int, ...] = option(default_factory=lambda: (128,), help="descriptor sizes K: one checkpoint each, "
+                                   "and R@N against K", flag="--dim", metavar="K", low=1, allowed="positive integers")
+    whiten: bool = option(False, "divide each principal component by its standard deviation")
+    fit_on: str = option("database", "fit on the test set's database images or on the dataset's train/ images",
+                         choices=PCA_FIT_SETS)
+    max_images: int = option(20_000, "at most this many images (a seeded sample) to fit on", low=2)
+    seed: int = option(0, "seed of that sample", low=0, high=2**32 - 1)
 
 
 @dataclass

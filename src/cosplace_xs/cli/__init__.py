@@ -23,6 +23,7 @@ COMMANDS = (
     "demo",
     "augment_preview",
     "eval",
+    "pca",
     "predict",
     "sweep",
     "report",

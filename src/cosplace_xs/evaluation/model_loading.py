@@ -16,6 +16,7 @@ from cosplace_xs.checkpoints import (
 )
 from cosplace_xs.config import OptimConfig, RunConfig
 from cosplace_xs.errors import CheckpointError, ConfigError
+from cosplace_xs.evaluation.pca import add_pca_layers
 from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
 from cosplace_xs.options import flag_of
@@ -62,5 +63,7 @@ def read_trained_model(checkpoint: str | Path) -> tuple[GeoLocalizationNet, RunC
         raise CheckpointError(f"{error}; the checkpoint was written by an incompatible version") from None
     # the checkpoint holds every weight: fetching ImageNet weights first would be wasted (or fail offline)
     model = build_model(dataclasses.replace(config.model, pretrained="none"))
+    if config.model.pca_dim is not None:  # written by `cosplace-xs pca`: its last layers hold the PCA
+        add_pca_layers(model, config.model.pca_dim)
     load_model_state(model, state["model"], str(path))
     return model, config
