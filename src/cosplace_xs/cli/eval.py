@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
+from cosplace_xs.cli.inference_options import (
+    add_inference_arguments,
+    add_model_arguments,
+    inference_options,
+    model_file,
+    read_model,
+    scoring_given,
+)
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
 from cosplace_xs.config import STORE_DTYPES, ApproximateConfig
 from cosplace_xs.errors import ConfigError
@@ -39,8 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("test_sets", nargs="+", type=Path, metavar="TEST_SET",
                         help="a test set folder holding database/ and queries/, or a dataset root holding test/")
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT_OR_RUN_DIR",
-                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    add_model_arguments(parser)
     add_inference_arguments(parser)
     stores = parser.add_mutually_exclusive_group()
     stores.add_argument("--save-descriptors", type=Path, metavar="DIR",
@@ -116,12 +122,11 @@ def _write_results(out: Path, stamp: str, rows: list[dict[str, Any]], settings: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosplace_xs.checkpoints import resolve_checkpoint
     from cosplace_xs.data.test_set import load_test_set
     from cosplace_xs.evaluation.descriptor_store import ModelSignature
     from cosplace_xs.evaluation.evaluate import evaluate_model
     from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
-    from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
+    from cosplace_xs.evaluation.model_loading import place_model
     from cosplace_xs.evaluation.recall import first_hit_ranks
     from cosplace_xs.training.run_files import require_writable
     from cosplace_xs.visualize.predictions import save_eval_pictures
@@ -130,11 +135,11 @@ def run(args: argparse.Namespace) -> int:
     approximate = ApproximateConfig.build(given_values(args, APPROXIMATE), COMMAND_LINE)
     if args.save_predictions < 0:
         raise ConfigError(f"option --save-predictions={args.save_predictions} is out of range: >= 0")
-    checkpoint = resolve_checkpoint(args.checkpoint)
+    checkpoint = model_file(args)
     out = args.out or checkpoint.parent
     # before any descriptor is extracted: a folder the results cannot go to would waste the whole evaluation
     require_writable(out, "--out" if args.out else "--out (default: the checkpoint's folder)")
-    model, config = read_trained_model(checkpoint)
+    model, config = read_model(args)
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     eval_config = scoring_options(config, given)

@@ -3,16 +3,25 @@ how a test set is scored (the positive threshold and the N of Recall@N, from the
 
 The scoring options default to the checkpoint's own values (see `evaluation.inference.scoring_options`); the
 way the model runs is this machine's business and defaults to the schema's defaults.
+
+The model comes from a checkpoint (`--checkpoint`) or from a state dict of the official CosPlace or EigenPlaces
+network (`--weights`): the latter runs as the official evaluation does, every image at its own size unless
+--image-size is given, and is scored with the default positive threshold and Recall@N.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
 from cosplace_xs.config import EvalConfig, InferenceConfig
 from cosplace_xs.options import COMMAND_LINE
+
+if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
+    from cosplace_xs.config import RunConfig
+    from cosplace_xs.model.network import GeoLocalizationNet
 
 INFERENCE = "inference_"
 SCORING = "scoring_"
@@ -39,3 +48,28 @@ def scoring_given(args: argparse.Namespace) -> dict[str, Any]:
     given = given_values(args, SCORING)
     checked = EvalConfig.build(given, COMMAND_LINE)
     return {name: getattr(checked, name) for name in given}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint or --weights: one of them names the model."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, metavar="CKPT_OR_RUN_DIR",
+                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    source.add_argument("--weights", type=Path, metavar="FILE",
+                        help="a state dict of the official CosPlace or EigenPlaces network, as their train.py saves "
+                             "it or their torch.hub releases hold it (e.g. ResNet18_512_cosplace.pth); backbone and "
+                             "D are read from its tensors; images at their own size unless --image-size is given")
+
+
+def model_file(args: argparse.Namespace) -> Path:
+    """The file the model comes from: the checkpoint (a run folder's best.pt, else last.pt) or the --weights file."""
+    from cosplace_xs.checkpoints import resolve_checkpoint
+
+    return resolve_checkpoint(args.checkpoint) if args.weights is None else args.weights
+
+
+def read_model(args: argparse.Namespace) -> tuple[GeoLocalizationNet, RunConfig]:
+    """The model of --checkpoint or --weights on the CPU, and the options it runs and is scored with."""
+    from cosplace_xs.evaluation.model_loading import read_published_model, read_trained_model
+
+    return read_trained_model(args.checkpoint) if args.weights is None else read_published_model(args.weights)

@@ -15,7 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
+from cosplace_xs.cli.inference_options import (
+    add_inference_arguments,
+    add_model_arguments,
+    inference_options,
+    read_model,
+    scoring_given,
+)
 from cosplace_xs.data.names import display_name
 from cosplace_xs.errors import BadImageError, ConfigError
 
@@ -31,8 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="geolocate photos with a trained checkpoint",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photos (or folders of photos)")
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT_OR_RUN_DIR",
-                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    add_model_arguments(parser)
     parser.add_argument("--database", type=Path, required=True, metavar="DB_DIR_OR_STORE",
                         help="a folder of database images named in the dataset format, or a descriptor store "
                              "(.npy/.json written by `cosplace-xs eval --save-descriptors`)")
@@ -133,7 +138,7 @@ def warnings(predictions: list[Prediction], mapped: bool) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
-    from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
+    from cosplace_xs.evaluation.model_loading import place_model
     from cosplace_xs.predict import open_database, predict
     from cosplace_xs.visualize.predictions import save_retrieval_picture
 
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ConfigError(f"option --k={args.k} is out of range: >= 1")
     photos = photo_paths(args.images)
-    model, config = read_trained_model(args.checkpoint)
+    model, config = read_model(args)
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     radius = scoring_options(config, given).positive_dist_threshold
