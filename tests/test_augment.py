@@ -71,6 +71,28 @@ def test_jitter_through_the_pipeline_scales_brightness_per_image():
     assert len(set(params.brightness.tolist())) == 4
 
 
+def test_random_jitter_order_applies_each_images_own_order_as_torchvision_would():
+    """Per image, the four ops run in the drawn order (torchvision's ColorJitter draws one per call); the fixed
+    order draws exactly the parameters it drew before the option existed."""
+    config = _only(color_jitter=True, brightness=0.8, contrast=0.7, saturation=0.7, hue=0.4, jitter_order="random")
+    images = torch.rand(24, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    params = sample_params(config, 24, 8, 8, 8, torch.Generator().manual_seed(5))
+    orders = params.jitter_orders
+    assert orders.shape == (24, 4) and torch.equal(orders.sort(dim=1).values, torch.arange(4).expand(24, 4))
+    assert len({tuple(order) for order in orders.tolist()}) > 6  # several orders in one batch
+    output = denormalize(BatchAugmentation(config, 8).apply_params(images.clone(), params))
+    theirs = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    factors = (params.brightness, params.contrast, params.saturation, params.hue)
+    for index, image in enumerate(images):
+        for op in orders[index].tolist():
+            image = theirs[op](image, float(factors[op][index]))
+        assert (output[index] - image).abs().max() < 1e-4, index
+    fixed = dataclasses.replace(config, jitter_order="fixed")
+    before = sample_params(fixed, 24, 8, 8, 8, torch.Generator().manual_seed(5))
+    assert before.jitter_orders is None and torch.equal(before.brightness, params.brightness)
+    assert torch.equal(before.boxes, params.boxes) and before.noise_seed == params.noise_seed
+
+
 # --- switches --------------------------------------------------------------------------------------------
 
 def test_everything_off_is_resize_then_normalize():

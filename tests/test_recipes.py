@@ -43,6 +43,7 @@ OFFICIAL = {
     ("augment", "brightness"): 0.7,  # parser.py:42
     ("augment", "contrast"): 0.7,  # parser.py:43
     ("augment", "hue"): 0.5,  # parser.py:44
+    ("augment", "jitter_order"): "random",  # augmentations.py: T.ColorJitter shuffles its four ops per image
     ("augment", "saturation"): 0.7,  # parser.py:45
     ("augment", "crop_scale_min"): 0.5,  # parser.py:46 and train.py:92: scale=[1 - 0.5, 1]
     ("augment", "crop_scale_max"): 1.0,  # train.py:92

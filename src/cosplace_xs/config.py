@@ -42,6 +42,7 @@ APPROXIMATE_KINDS = ("ivf", "ivfpq", "hnsw")
 STORE_DTYPES = ("float16", "float32")  # of saved database descriptors
 HEADING_360 = ("merge", "own_class")
 CROP_METHODS = ("warp", "resized_crop")
+JITTER_ORDERS = ("fixed", "random")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 QUERIES_FOLDERS = ("queries", "queries_v1", "queries_v2")
 # the query test-time methods of the VPR benchmark (Berton et al., CVPR 2022); evaluation/test_methods.py
@@ -137,6 +138,9 @@ class AugmentConfig(OptionGroup):
     contrast: float = option(0.3, "ColorJitter contrast: factor drawn from [max(0, 1 - c), 1 + c]", low=0)
     saturation: float = option(0.7, "ColorJitter saturation: factor drawn from [max(0, 1 - s), 1 + s]", low=0)
     hue: float = option(0.0, "ColorJitter hue: shift drawn from [-h, h] of the colour circle", low=0, high=0.5)
+    jitter_order: str = option("fixed", "order of the four ColorJitter ops: 'fixed' (brightness, contrast, "
+                               "saturation, hue: one set of batch ops) or 'random' (a new order for each image, as "
+                               "torchvision's ColorJitter draws it)", choices=JITTER_ORDERS)
     random_resized_crop: bool = option(True, "RandomResizedCrop to the image size (aspect ratio 3/4 to 4/3)")
     crop_scale_min: float = option(0.5, "smallest crop area, as a fraction of the image", low=0, low_open=True,
                                    high=1)

@@ -36,7 +36,7 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         # parser.py lines 42-46, train.py lines 86-94, augmentations.py line 26 (antialias=True): ColorJitter
         # then RandomResizedCrop(scale [1 - 0.5, 1]) then normalisation, nothing else
         "augment": {"color_jitter": True, "brightness": 0.7, "contrast": 0.7, "saturation": 0.7, "hue": 0.5,
-                    "random_resized_crop": True, "crop_scale_min": 0.5, "crop_scale_max": 1.0,
+                    "jitter_order": "random", "random_resized_crop": True, "crop_scale_min": 0.5, "crop_scale_max": 1.0,
                     "crop_method": "resized_crop", "rotation": False, "cutout": False, "gaussian_noise": False,
                     "horizontal_flip": False, "vertical_flip": False},
         # parser.py lines 38 (--resize_test_imgs off: native size) and 50; test.py line 16; train.py line 61

@@ -35,6 +35,8 @@ class AugmentParams:
     cutout_top: torch.Tensor  # (B,) long, in output pixels
     cutout_left: torch.Tensor
     noise_seed: int  # seeds the Gaussian noise, drawn where the images are
+    jitter_orders: torch.Tensor | None = None  # (B, 4) long, each row a permutation of the four jitter ops;
+    # None: the fixed order brightness, contrast, saturation, hue
 
 
 def _factor(uniform: torch.Tensor, strength: float, enabled: bool) -> torch.Tensor:
@@ -50,6 +52,9 @@ def sample_params(config: AugmentConfig, batch: int, height: int, width: int, ou
     """Draw every image's parameters for input images of `height` x `width` warped to `output_size`."""
     uniforms = torch.rand((batch, DRAWS), dtype=torch.float64, generator=generator)
     noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    # drawn after every other parameter, and only when asked, so that the fixed order draws what it always did
+    orders = (torch.rand((batch, 4), generator=generator).argsort(dim=1)
+              if config.color_jitter and config.jitter_order == "random" else None)
     jitter = uniforms[:, JITTER]
     colour = config.color_jitter
     hue = (2 * jitter[:, 3] - 1) * config.hue if colour else torch.zeros(batch, dtype=torch.float64)
@@ -74,4 +79,5 @@ def sample_params(config: AugmentConfig, batch: int, height: int, width: int, ou
         cutout_top=torch.floor(cutout[:, 1] * positions).long(),
         cutout_left=torch.floor(cutout[:, 2] * positions).long(),
         noise_seed=noise_seed,
+        jitter_orders=orders,
     )

@@ -2,9 +2,10 @@
 
 Fixed order: colour jitter (brightness, contrast, saturation, hue) -> random resized crop + rotation (one
 affine warp; with crop_method `resized_crop`, torchvision's antialiased crop, then the rotation) -> flips
--> cutout -> Gaussian noise -> ImageNet normalisation. Colour jitter uses that fixed
-order of its four ops, where torchvision's ColorJitter shuffles them per call: a fixed order keeps the
-batch one set of tensor ops. Images larger than the warp needs are first shrunk (antialiased, before the
+-> cutout -> Gaussian noise -> ImageNet normalisation. Colour jitter uses that fixed order of its four ops by
+default, where torchvision's ColorJitter shuffles them per call: a fixed order keeps the batch one set of tensor
+ops; `jitter_order="random"` draws an order per image as torchvision does. Images larger than the warp needs
+are first shrunk (antialiased, before the
 conversion to float, so uint8 batches are resized as uint8), see `geometry.shrink_for_warp`. Random
 parameters come from a CPU generator, so a seed gives the same parameters on every device; the Gaussian
 noise itself is drawn on the images' device from a seed taken from that generator.
@@ -59,7 +60,7 @@ def describe(config: AugmentConfig) -> str:
     parts = []
     if config.color_jitter:
         parts.append(f"ColorJitter(b={config.brightness:g}, c={config.contrast:g}, s={config.saturation:g}, "
-                     f"h={config.hue:g})")
+                     f"h={config.hue:g}{', random order' if config.jitter_order == 'random' else ''})")
     if config.random_resized_crop:
         parts.append(f"RandomResizedCrop(scale={config.crop_scale_min:g}-{config.crop_scale_max:g})")
     if config.rotation:
@@ -148,12 +149,24 @@ class BatchAugmentation(nn.Module):
     def _jitter(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
         config, device = self.config, x.device
         # an op whose factor range is a single neutral value is skipped: hue == 0 avoids the HSV round trip
-        if config.brightness > 0:
-            x = color.adjust_brightness(x, params.brightness.to(device))
-        if config.contrast > 0:
-            x = color.adjust_contrast(x, params.contrast.to(device))
-        if config.saturation > 0:
-            x = color.adjust_saturation(x, params.saturation.to(device))
-        if config.hue > 0:
-            x = color.adjust_hue(x, params.hue.to(device))
+        ops = [(strength > 0, adjust, values) for strength, adjust, values in (
+            (config.brightness, color.adjust_brightness, params.brightness),
+            (config.contrast, color.adjust_contrast, params.contrast),
+            (config.saturation, color.adjust_saturation, params.saturation),
+            (config.hue, color.adjust_hue, params.hue))]
+        if params.jitter_orders is None:
+            for enabled, adjust, values in ops:
+                if enabled:
+                    x = adjust(x, values.to(device))
+            return x
+        # a random order per image, as torchvision's ColorJitter: the images sharing an order are jittered together
+        orders = params.jitter_orders
+        for order in torch.unique(orders, dim=0):
+            rows = (orders == order).all(dim=1).nonzero().flatten()
+            part, on_device = x[rows.to(device)], rows.to(device)
+            for op in order.tolist():
+                enabled, adjust, values = ops[op]
+                if enabled:
+                    part = adjust(part, values[rows].to(device))
+            x[on_device] = part
         return x
