@@ -121,6 +121,9 @@ class ModelConfig(OptionGroup):
                                            "CosPlace)")
     pretrained: str = option("imagenet", "starting weights: 'imagenet' (torchvision weights API), 'none', or a "
                                          "state dict file", command_line=False)
+    weights: str | None = option(None, "start from the weights of a whole network saved by the official CosPlace "
+                                 "or EigenPlaces code or their torch.hub releases (e.g. ResNet18_512_cosplace.pth); "
+                                 "its backbone and D must be this run's", metavar="FILE", default_text="none")
 
 
 @dataclass

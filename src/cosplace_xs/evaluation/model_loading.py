@@ -1,4 +1,5 @@
-"""A trained GeoLocalizationNet back from a checkpoint file or run folder, ready for inference."""
+"""A trained GeoLocalizationNet back from a checkpoint file or run folder, or from a state dict of the official
+CosPlace or EigenPlaces network (`--weights`), ready for inference."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.evaluation.pca import add_pca_layers
 from cosplace_xs.model.compilation import compile_in_place
 from cosplace_xs.model.network import GeoLocalizationNet, build_model, load_model_state
+from cosplace_xs.model.published_weights import read_published_weights
 from cosplace_xs.options import flag_of
 
 
@@ -67,3 +69,20 @@ def read_trained_model(checkpoint: str | Path) -> tuple[GeoLocalizationNet, RunC
         add_pca_layers(model, config.model.pca_dim)
     load_model_state(model, state["model"], str(path))
     return model, config
+
+
+# the official evaluation's defaults: every test image at its own size (no --resize_test_imgs), after training at
+# 512 x 512 pixels (their --image_size)
+OFFICIAL_TRAIN_IMAGE_SIZE = 512
+OFFICIAL_EVAL = {"native_size": True}
+
+
+def read_published_model(weights: str | Path) -> tuple[GeoLocalizationNet, RunConfig]:
+    """The network of an official state dict (see `model.published_weights`) on the CPU, and the options it stands
+    for: its backbone and D, the official evaluation's image size (every image at its own size) and the default
+    scoring options."""
+    published = read_published_weights(weights)
+    config = RunConfig.from_dict({
+        "model": {"backbone": published.backbone, "fc_output_dim": published.fc_output_dim, "pretrained": "none"},
+        "train": {"image_size": OFFICIAL_TRAIN_IMAGE_SIZE}, "eval": OFFICIAL_EVAL}, source=str(published.path))
+    return published.build(), config
