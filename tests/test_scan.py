@@ -93,7 +93,8 @@ def test_every_kind_of_problem_is_reported_at_once(clean: Path, make_image, imag
         image_name(90.0, 0.0, 0.0))}
     assert report.counts() == {"bad_names": 5, "unreadable": 1, "undecodable": 3, "damaged": 0, "too_large": 0,
                                "refused_links": 1, "layout": 1, "non_images": 1, "special_files": 0,
-                               "duplicate_names": 1, "wrong_extensions": 1}
+                               "duplicate_names": 1, "stale_paths_files": 0, "unlike_published": 0,
+                               "wrong_extensions": 1, "as_published": 0}
 
     assert _check_dataset(str(clean), "--limit", "2") == 1
     out = capsys.readouterr().out

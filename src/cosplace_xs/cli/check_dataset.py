@@ -27,10 +27,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_group_arguments(parser, TrainConfig, TRAIN, only=("max_image_pixels",))
     parser.add_argument("--limit", type=int, default=50, help="problems shown per kind (0: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--write-paths-files", action="store_true",
+                        help="also write <folder>_images_paths.txt beside each image folder (train/, database/, "
+                             "queries/), which eval and train then read instead of walking the folder")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosplace_xs.data.layout import image_set_folders, write_paths_file
     from cosplace_xs.data.scan import scan_folder
 
     if args.workers < 1:
@@ -40,5 +44,9 @@ def run(args: argparse.Namespace) -> int:
     max_pixels = TrainConfig.build(given_values(args, TRAIN), COMMAND_LINE).max_image_pixels
     report = scan_folder(args.folder, progress=not args.no_progress, workers=args.workers, max_pixels=max_pixels)
     print(report.format(limit=args.limit or None))
+    if args.write_paths_files:
+        for folder in image_set_folders(args.folder):
+            written, count = write_paths_file(folder)
+            print(f"wrote {written} ({count} images)")
     failed = not report.ok or (args.strict and report.num_warnings > 0)
     return 1 if failed else 0

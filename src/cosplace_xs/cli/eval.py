@@ -3,6 +3,10 @@
 Images are read at the checkpoint's evaluation size, which is its training image size unless the run set
 --eval-image-size; --image-size N overrides it and --native-size keeps every image's own size (CosPlace's way).
 The positive threshold and the N of Recall@N are the checkpoint's own unless given.
+
+Test sets are folders holding database/ and queries/ (or queries_v1/queries_v2, see --queries-folder), dataset
+roots holding test/ (ours, or the VPR dataset downloader's datasets/NAME/images/test/), two folders given as
+--database DIR --queries DIR, or every test set found under --datasets-root DIR: one row per test set.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cosplace_xs.cli.inference_options import (
+    SCORING,
     add_inference_arguments,
     add_model_arguments,
     inference_options,
@@ -25,7 +30,7 @@ from cosplace_xs.cli.inference_options import (
     scoring_given,
 )
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
-from cosplace_xs.config import STORE_DTYPES, ApproximateConfig
+from cosplace_xs.config import STORE_DTYPES, ApproximateConfig, EvalConfig
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.options import COMMAND_LINE
 
@@ -33,6 +38,7 @@ if TYPE_CHECKING:  # the library is imported where it runs, so that --help answe
     import numpy as np
     from torch import nn
 
+    from cosplace_xs.data.layout import TestSetPaths
     from cosplace_xs.data.test_set import TestSet
     from cosplace_xs.evaluation.descriptor_store import ModelSignature
     from cosplace_xs.evaluation.evaluate import EvalResult
@@ -44,10 +50,16 @@ APPROXIMATE = "approximate_"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="Recall@N of a checkpoint on test sets (table, JSON, CSV)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("test_sets", nargs="+", type=Path, metavar="TEST_SET",
-                        help="a test set folder holding database/ and queries/, or a dataset root holding test/")
+    parser.add_argument("test_sets", nargs="*", type=Path, metavar="TEST_SET",
+                        help="a test set folder holding database/ and queries/, or a dataset root holding test/ "
+                             "(or images/test/)")
+    parser.add_argument("--database", type=Path, metavar="DIR", help="a folder of database images (with --queries)")
+    parser.add_argument("--queries", type=Path, metavar="DIR", help="a folder of query images (with --database)")
+    parser.add_argument("--datasets-root", type=Path, metavar="DIR",
+                        help="evaluate every test set found under DIR (any depth, either layout)")
     add_model_arguments(parser)
     add_inference_arguments(parser)
+    add_group_arguments(parser, EvalConfig, SCORING, only=("queries_folder",))
     stores = parser.add_mutually_exclusive_group()
     stores.add_argument("--save-descriptors", type=Path, metavar="DIR",
                         help="write each database's descriptors to DIR/<test set>.npy (+ .json), memory-mapped")
@@ -67,21 +79,37 @@ def _store_path(folder: Path, test_set: TestSet) -> Path:
     return folder / (test_set.name.replace("/", "_") + ".npy")
 
 
-def _database_descriptors(args: argparse.Namespace, test_path: Path, test_set: TestSet, model: nn.Module,
+def _test_set_paths(args: argparse.Namespace, queries_folder: str | None) -> list[TestSetPaths]:
+    """The test sets named on the command line: positional folders, --database with --queries, --datasets-root."""
+    from cosplace_xs.data.layout import find_test_set, find_test_sets, folders_as_test_set
+
+    if (args.database is None) != (args.queries is None):
+        given, missing = ("--database", "--queries") if args.queries is None else ("--queries", "--database")
+        raise ConfigError(f"option {given} needs {missing} too: the database and the queries folder of one test set")
+    if not args.test_sets and args.database is None and args.datasets_root is None:
+        raise ConfigError("no test set given: name a test set folder, --database DIR --queries DIR, or "
+                          "--datasets-root DIR")
+    found = [find_test_set(path, queries_folder=queries_folder) for path in args.test_sets]
+    if args.database is not None:
+        found.append(folders_as_test_set(args.database, args.queries))
+    if args.datasets_root is not None:
+        found += find_test_sets(args.datasets_root, queries_folder)
+    return found
+
+
+def _database_descriptors(args: argparse.Namespace, paths: TestSetPaths, test_set: TestSet, model: nn.Module,
                           signature: ModelSignature | None, inference: Inference) -> np.ndarray | None:
     """The database descriptors from a saved store, or extracted into a new one; None: evaluate extracts."""
-    from cosplace_xs.data.layout import find_test_set
     from cosplace_xs.evaluation.descriptor_store import build_store, load_store
 
     if args.descriptors is not None:
         store = load_store(_store_path(args.descriptors, test_set), signature)
         if [p.name for p in store.paths] != [p.name for p in test_set.database_paths]:
-            raise ConfigError(f"{store.source}: holds the descriptors of another database than {test_path}; "
+            raise ConfigError(f"{store.source}: holds the descriptors of another database than {paths.database_dir}; "
                               "save them again with --save-descriptors")
         return store.descriptors
     if args.save_descriptors is not None:
-        database_dir = find_test_set(test_path).database_dir
-        store = build_store(model, database_dir, test_set.database_paths, signature, inference,
+        store = build_store(model, paths.database_dir, test_set.database_paths, signature, inference,
                             path=_store_path(args.save_descriptors, test_set), dtype=args.store_dtype,
                             desc=f"{test_set.name} database")
         return store.descriptors
@@ -122,7 +150,7 @@ def _write_results(out: Path, stamp: str, rows: list[dict[str, Any]], settings: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosplace_xs.data.test_set import load_test_set
+    from cosplace_xs.data.test_set import read_test_set
     from cosplace_xs.evaluation.descriptor_store import ModelSignature
     from cosplace_xs.evaluation.evaluate import evaluate_model
     from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
@@ -143,15 +171,15 @@ def run(args: argparse.Namespace) -> int:
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     eval_config = scoring_options(config, given)
-    test_sets = [load_test_set(path, eval_config.positive_dist_threshold, queries_folder=eval_config.queries_folder)
-                 for path in args.test_sets]
+    test_set_paths = _test_set_paths(args, eval_config.queries_folder)
+    test_sets = [read_test_set(paths, eval_config.positive_dist_threshold) for paths in test_set_paths]
     signature = (ModelSignature.of(model, config.model, inference.image_size)
                  if args.descriptors is not None or args.save_descriptors is not None else None)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []
-    for path, test_set in zip(args.test_sets, test_sets, strict=True):
+    for paths, test_set in zip(test_set_paths, test_sets, strict=True):
         start = time.perf_counter()
-        database = _database_descriptors(args, path, test_set, model, signature, inference)
+        database = _database_descriptors(args, paths, test_set, model, signature, inference)
         store_seconds = time.perf_counter() - start  # extracting into (or opening) a store, outside evaluate_model
         result = evaluate_model(model, test_set, eval_config, inference, database,
                                 approximate if approximate.kind is not None else None)

@@ -3,7 +3,9 @@
 Errors make a file (or folder) unusable: bad file name, unreadable, undecodable, damaged (libjpeg warns while
 decoding it), above the pixel limit, a refused symbolic link, broken layout. Warnings do not stop training:
 non-image files, FIFOs and other special files named as images (skipped), the same file name in two folders of one
-image set. Notes are harmless: an image whose extension lies about its format.
+image set, a `<folder>_images_paths.txt` that does not list every image of its folder, a well-known test set
+whose counts differ from the published ones (a truncated download). Notes are harmless: an image whose extension
+lies about its format, a well-known test set complete as published.
 
 A dataset root is checked only in its image-set folders (train/, database/, queries/, at any depth), so the other
 files a dataset folder holds (a contact sheet, a JSON description) are not reported; a folder without any of them
@@ -22,10 +24,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from cosplace_xs.config import MAX_IMAGE_PIXELS
+from cosplace_xs.config import MAX_IMAGE_PIXELS, QUERIES_FOLDERS
 from cosplace_xs.data.images import decode, read_image_file
-from cosplace_xs.data.layout import QUERY_FOLDER_NAMES, walk_folder
+from cosplace_xs.data.layout import SET_FOLDER_NAMES, find_test_set, walk_folder
 from cosplace_xs.data.names import IMAGE_EXTENSIONS, display_name, parse_name
+from cosplace_xs.data.paths_files import paths_file, read_paths_file
+from cosplace_xs.data.published_sizes import compare_counts, published_set
 from cosplace_xs.errors import BadFileNameError, BadImageError, DatasetLayoutError
 from cosplace_xs.progress import tracked
 
@@ -33,7 +37,6 @@ log = logging.getLogger(__name__)
 
 Problem = tuple[Path, str]
 ERROR, WARNING, NOTE = "error", "warning", "note"
-SET_FOLDER_NAMES = ("train", "database", *QUERY_FOLDER_NAMES)  # each holds one set of images
 SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF8": "gif"}
 EXTENSION_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
 
@@ -49,7 +52,10 @@ KINDS = {  # ScanReport field -> (title, severity)
     "non_images": ("not an image", WARNING),
     "special_files": ("not a regular file", WARNING),
     "duplicate_names": ("same file name in two folders", WARNING),
+    "stale_paths_files": ("images list out of date", WARNING),
+    "unlike_published": ("counts unlike the published set", WARNING),
     "wrong_extensions": ("extension does not match the format", NOTE),
+    "as_published": ("counts as published", NOTE),
 }
 IMAGE_ERRORS = ("bad_names", "unreadable", "undecodable", "damaged", "too_large")  # kinds that are image files
 
@@ -69,7 +75,10 @@ class ScanReport:
     non_images: list[Problem] = field(default_factory=list)
     special_files: list[Problem] = field(default_factory=list)
     duplicate_names: list[Problem] = field(default_factory=list)
+    stale_paths_files: list[Problem] = field(default_factory=list)
+    unlike_published: list[Problem] = field(default_factory=list)
     wrong_extensions: list[Problem] = field(default_factory=list)
+    as_published: list[Problem] = field(default_factory=list)
 
     @staticmethod
     def kinds(severity: str | None = None) -> list[str]:
@@ -219,14 +228,51 @@ def _image_set(path: Path, root: Path) -> Path:
 def _layout_problems(folders: list[Path], sets: dict[Path, list[Path]]) -> list[Problem]:
     problems = []
     for folder in folders:
-        has_queries = any((folder.parent / name).is_dir() for name in QUERY_FOLDER_NAMES)
+        has_queries = any((folder.parent / name).is_dir() for name in QUERIES_FOLDERS)
         if folder.name == "database" and not has_queries:
             problems.append((folder.parent, "has database/ but no queries/ folder; a test set needs both"))
-        if folder.name in QUERY_FOLDER_NAMES and not (folder.parent / "database").is_dir():
+        if folder.name in QUERIES_FOLDERS and not (folder.parent / "database").is_dir():
             problems.append((folder.parent, f"has {folder.name}/ but no database/ folder; a test set needs both"))
         if folder.name in SET_FOLDER_NAMES and folder not in sets:
             problems.append((folder, f"holds no image ({', '.join(IMAGE_EXTENSIONS)})"))
     return problems
+
+
+def _stale_paths_files(sets: dict[Path, list[Path]]) -> tuple[list[Problem], list[Problem]]:
+    """(stale lists, unreadable lists): each image set's `<folder>_images_paths.txt` compared with its images."""
+    stale, broken = [], []
+    for set_dir, images in sets.items():
+        listing = paths_file(set_dir)
+        if not listing.is_file():
+            continue
+        try:
+            listed = set(read_paths_file(set_dir))
+        except DatasetLayoutError as error:
+            broken.append((listing, str(error).removeprefix(f"{listing}: ")))
+            continue
+        unlisted = [image for image in images if image not in listed]
+        if unlisted:
+            stale.append((listing, f"does not list {len(unlisted)} of the {len(images)} images of {set_dir} (e.g. "
+                                   f"{unlisted[0].relative_to(set_dir).as_posix()}), which evaluation then skips; "
+                                   "write it again with --write-paths-files"))
+    return stale, broken
+
+
+def _published_counts(folders: list[Path], sets: dict[Path, list[Path]]) -> tuple[list[Problem], list[Problem]]:
+    """(sets whose counts differ from the published ones, sets complete as published)."""
+    unlike, alike = [], []
+    for folder in folders:
+        known = published_set(folder)
+        if known is None or not (folder / "database").is_dir():
+            continue
+        try:
+            paths = find_test_set(folder)
+        except DatasetLayoutError:
+            continue  # reported as a layout problem
+        same, sentence = compare_counts(known, len(sets.get(paths.queries_dir, [])),
+                                        len(sets.get(paths.database_dir, [])))
+        (alike if same else unlike).append((folder, sentence))
+    return unlike, alike
 
 
 def scan_folder(folder: str | Path, progress: bool = True, workers: int | None = None,
@@ -259,6 +305,9 @@ def scan_folder(folder: str | Path, progress: bool = True, workers: int | None =
     report.refused_links = listing.refused_links
     report.unreadable.extend(listing.unreadable)
     report.layout = _layout_problems(listing.folders, sets)
+    report.stale_paths_files, broken_lists = _stale_paths_files(sets)
+    report.layout += broken_lists
+    report.unlike_published, report.as_published = _published_counts(listing.folders, sets)
     if not sets:
         report.layout.append((folder, f"holds no image ({', '.join(IMAGE_EXTENSIONS)}) at any depth"))
     return report

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, EvalConfig, TrainConfig
-from cosplace_xs.data.layout import find_test_set, list_images
+from cosplace_xs.data.layout import TestSetPaths, find_test_set, list_images
 from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.errors import BadFileNameError, ConfigError
 from cosplace_xs.options import flag_of, no_flag_of
@@ -103,10 +103,17 @@ def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DI
                   queries_folder: str | None = None) -> TestSet:
     """Read a test set given as `<set>/{database,queries}` or as a dataset root holding `<split>/` (queries: see
     `find_test_set`)."""
+    way_out = f"or train with {no_flag_of(TrainConfig, 'validate')}" if split == "val" else "or pass another test set"
+    return read_test_set(find_test_set(path, split, queries_folder), positive_dist_threshold, way_out)
+
+
+def read_test_set(paths: TestSetPaths, positive_dist_threshold: float = POSITIVE_DIST_THRESHOLD,
+                  way_out: str = "or pass another test set") -> TestSet:
+    """Read the test set of a database and a queries folder (in any layout, see `data.layout`); `way_out` ends
+    the error of a set where no query has a positive."""
     if not positive_dist_threshold > 0:
         raise ConfigError(f"option {flag_of(EvalConfig, 'positive_dist_threshold')}={positive_dist_threshold} is out "
                           "of range: > 0 metres")
-    paths = find_test_set(path, split, queries_folder)
     database = list_images(paths.database_dir, "database images")
     queries = list_images(paths.queries_dir, "query images")
     database_utm = read_utm(database, "database images", paths.database_dir)
@@ -114,7 +121,6 @@ def load_test_set(path: str | Path, positive_dist_threshold: float = POSITIVE_DI
     positives = find_positives(database_utm, queries_utm, positive_dist_threshold)
     test_set = TestSet(paths.name, tuple(database), tuple(queries), database_utm, queries_utm,
                        float(positive_dist_threshold), positives)
-    way_out = f"or train with {no_flag_of(TrainConfig, 'validate')}" if split == "val" else "or pass another test set"
     require_a_positive(test_set, way_out)
     if test_set.queries_without_positives:
         log.warning("%s: %d of %d queries have no database image within %g m; they count as misses in Recall@N",
