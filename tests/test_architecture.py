@@ -11,7 +11,7 @@ LAYERS = {
     0: ("__init__", "config", "options", "errors", "atomic_files", "progress", "seeding", "device", "recipes"),
     1: ("data", "model", "augment", "synthetic", "checkpoints"),
     2: ("evaluation", "visualize"),
-    3: ("predict", "training"),
+    3: ("predict", "training", "web"),
     4: ("sweep",),
     5: ("cli", "__main__"),
 }

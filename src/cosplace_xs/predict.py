@@ -7,23 +7,28 @@ Any JPEG or PNG of any size is a valid query. A photo whose file name is in the 
 from __future__ import annotations
 
 import filecmp
+import hashlib
+import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, RunConfig
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, InferenceConfig, RunConfig
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.names import display_name, parse_name
+from cosplace_xs.data.split_cache import CACHE_ENV
 from cosplace_xs.errors import BadFileNameError
 from cosplace_xs.evaluation.descriptor_store import DescriptorStore, ModelSignature, build_store, load_store
 from cosplace_xs.evaluation.descriptors import extract_descriptors
-from cosplace_xs.evaluation.inference import Inference
+from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
+from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
 from cosplace_xs.evaluation.retrieval import knn
 
 log = logging.getLogger(__name__)
@@ -156,12 +161,71 @@ def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorS
             for row, query in enumerate(image_paths)]
 
 
-def open_database(source: Path, model: nn.Module, config: RunConfig, inference: Inference) -> DescriptorStore:
+def default_store_cache() -> Path:
+    """`$COSPLACE_XS_CACHE/descriptors`, else `~/.cache/cosplace-xs/descriptors`."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root) if root else Path.home() / ".cache" / "cosplace-xs") / "descriptors"
+
+
+def cached_store_path(cache_dir: Path, folder: Path, paths: Sequence[Path], signature: ModelSignature) -> Path:
+    """The store file of these database images under this model: the key hashes the signature (weights, image
+    size), the folder and each image's name, size and mtime, so that a changed image or model is extracted
+    again."""
+    files = []
+    for path in paths:
+        stat = path.stat()
+        files.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+    key = json.dumps({"signature": signature.to_dict(), "folder": os.path.realpath(folder), "files": files})
+    return cache_dir / f"{folder.name[:40]}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+
+
+def open_database(source: Path, model: nn.Module, config: RunConfig, inference: Inference,
+                  cache_dir: Path | None = None) -> DescriptorStore:
     """A descriptor store file (`.npy` or `.json`, checked against the model and `inference.image_size`), or a
-    folder of database images (named in the dataset format) whose descriptors are extracted now, in memory."""
+    folder of database images (named in the dataset format) whose descriptors are extracted now: in memory, or
+    with `cache_dir` into a store there that the next call with the same model and images reads instead."""
     signature = ModelSignature.of(model, config.model, inference.image_size)
     if source.suffix.lower() in STORE_SUFFIXES:
         return load_store(source, signature)
     paths = list_images(source, "database images")
-    log.info("extracting %d database descriptors from %s", len(paths), source)
-    return build_store(model, source, paths, signature, inference)
+    if cache_dir is None:
+        log.info("extracting %d database descriptors from %s", len(paths), source)
+        return build_store(model, source, paths, signature, inference)
+    cached = cached_store_path(cache_dir, source, paths, signature)
+    if cached.is_file() and cached.with_suffix(".json").is_file():
+        log.info("database descriptors of %s read from %s", source, cached)
+        return load_store(cached, signature)
+    log.info("extracting %d database descriptors from %s into %s", len(paths), source, cached)
+    return build_store(model, source, paths, signature, inference, path=cached)
+
+
+@dataclass
+class Predictor:
+    """A model and its database descriptors, loaded once, geolocating photos call after call; safe to call from
+    several threads at once (one prediction runs at a time: the model is not shared mid-batch)."""
+
+    model: nn.Module
+    database: DescriptorStore
+    inference: Inference
+    k: int
+    cosface_scale: float = 30.0
+    radius: float = POSITIVE_DIST_THRESHOLD
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, checkpoint: Path, database: Path, options: InferenceConfig, scoring: dict[str, Any], k: int,
+             progress: bool, cache_dir: Path | None = None) -> Predictor:
+        """The checkpoint's model placed as `options` say, its database (see `open_database`), and the radius of
+        `confidence`: the `scoring` options given, else the checkpoint's."""
+        model, config = read_trained_model(checkpoint)
+        inference = Inference.resolve(options, eval_image_size(config, options), progress=progress)
+        model = place_model(model, config, inference.device, options.compile)
+        store = open_database(database, model, config, inference, cache_dir)
+        radius = scoring_options(config, scoring).positive_dist_threshold
+        return cls(model, store, inference, min(k, len(store)), config.loss.scale, radius)
+
+    def __call__(self, image_paths: Sequence[Path], k: int | None = None) -> list[Prediction]:
+        """`predict` with this model and database; `k` matches per photo instead of the predictor's own."""
+        with self._lock:
+            return predict(self.model, image_paths, self.database, k or self.k, self.inference, self.cosface_scale,
+                           self.radius)

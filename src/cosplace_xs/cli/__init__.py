@@ -25,6 +25,7 @@ COMMANDS = (
     "eval",
     "pca",
     "predict",
+    "serve",
     "sweep",
     "report",
 )
