@@ -25,6 +25,7 @@ COMMANDS = (
     "eval",
     "pca",
     "predict",
+    "export",
     "serve",
     "sweep",
     "report",
