@@ -361,56 +361,6 @@ class ServeConfig(OptionGroup):
     max_photos: int = option(20, "photos accepted in one upload", low=1)
 
 
-PCA_FIT_SETS = ("database", "train")
-
-
-@dataclass
-class PCAConfig(OptionGroup):
-    """`cosplace-xs pca`: the descriptor sizes K to reduce to, and the descriptors the PCA is fitted on."""
-
-    GROUP: ClassVar[str] = "pca"
-
-    dims: tuple[int, ...] = option(default_factory=lambda: (128,), help="descriptor sizes K: one checkpoint each, "
-                                   "and R@N against K", flag="--dim", metavar="K", low=1, allowed="positive integers")
-    whiten: bool = option(False, "divide each principal component by its standard deviation")
-    fit_on: str = option("database", "fit on the test set's database images or on the dataset's train/ images",
-                         choices=PCA_FIT_SETS)
-    max_images: int = option(20_000, "at most this many images (a seeded sample) to fit on", low=2)
-    seed: int = option(0, "seed of that sample", low=0, high=2**32 - 1)
-
-
-@dataclass
-class ServeConfig(OptionGroup):
-    """The local web page of `serve`: where it listens, what it shows, what it accepts."""
-
-    GROUP: ClassVar[str] = "serve"
-
-    host: str = option("127.0.0.1", "address to listen on (0.0.0.0: reachable from other machines too)")
-    port: int = option(8000, "port to listen on (0: any free port)", low=0, high=65535)
-    k: int = option(5, "database matches shown per photo", low=1)
-    max_upload_mb: float = option(20.0, "largest photo accepted, in megabytes", metavar="MB", low=0, low_open=True,
-                                  allowed="> 0 MB")
-    max_photos: int = option(20, "photos accepted in one upload", low=1)
-
-
-PCA_FIT_SETS = ("database", "train")
-
-
-@dataclass
-class PCAConfig(OptionGroup):
-    """`cosplace-xs pca`: the descriptor sizes K to reduce to, and the descriptors the PCA is fitted on."""
-
-    GROUP: ClassVar[str] = "pca"
-
-    dims: tuple[int, ...] = option(default_factory=lambda: (128,), help="descriptor sizes K: one checkpoint each, "
-                                   "and R@N against K", flag="--dim", metavar="K", low=1, allowed="positive integers")
-    whiten: bool = option(False, "divide each principal component by its standard deviation")
-    fit_on: str = option("database", "fit on the test set's database images or on the dataset's train/ images",
-                         choices=PCA_FIT_SETS)
-    max_images: int = option(20_000, "at most this many images (a seeded sample) to fit on", low=2)
-    seed: int = option(0, "seed of that sample", low=0, high=2**32 - 1)
-
-
 @dataclass
 class RunConfig:
     """Every option of a training run; written to `config.yaml` in the run folder."""
