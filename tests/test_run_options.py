@@ -20,7 +20,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_cosplace_flag_names_map_to_their_options() -> None:
     config = run_config_from_args(_parse([
         "--M", "15", "--alpha", "45", "--N", "3", "--L", "1", "--groups-num", "2", "--fc-output-dim", "128",
-        "--iterations-per-epoch", "7", "--classifiers-lr", "0.02", "--cosface-s", "20", "--cosface-m", "0.3",
+        "--iterations-per-epoch", "7", "--classifiers-lr", "0.02", "--scale", "20", "--margin", "0.3",
         "--optimizer", "asgd", "--no-rotation", "--horizontal-flip", "--no-pretrained", "--recall-values", "1", "3",
         "--eval-image-size", "64",
     ]))

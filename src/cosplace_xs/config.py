@@ -26,8 +26,25 @@ log = logging.getLogger(__name__)
 ALPHA_VALUES = tuple(degrees for degrees in range(1, 361) if 360 % degrees == 0)
 OPTIMIZERS = ("adam", "adamw", "asgd", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")
-BACKBONE_NAMES = ("resnet18", "resnet50", "resnet101", "resnet152", "vgg16")  # model.backbones.BACKBONES' keys
+BACKBONE_NAMES = ("resnet18", "resnet50", "resnet101", "resnet152", "vgg16",
+                  *(f"efficientnet_b{index}" for index in range(8)), "convnext_tiny", "convnext_small",
+                  "dinov2_vits14", "dinov2_vitb14")  # model.backbones.BACKBONES' keys
 AGGREGATION_NAMES = ("gem", "mixvpr", "netvlad", "salad")  # model.aggregators.AGGREGATORS' keys
+# loss name -> (default s, default m), model.margins.MARGINS' keys. cosface: CosPlace's cosface_loss.py (the
+# CosFace paper: s 64, m 0.35); arcface: the ArcFace paper (Deng et al., CVPR 2019, sec. 4.1) and insightface's
+# arcface_torch configs; sphereface: opensphere (ydwen/opensphere), the code of "SphereFace Revived" (TPAMI 2022),
+# which trains the original psi(m * theta) on normalised features with a scale
+LOSS_DEFAULTS = {"cosface": (30.0, 0.4), "arcface": (64.0, 0.5), "sphereface": (30.0, 1.5)}
+LOSS_NAMES = tuple(LOSS_DEFAULTS)
+# the margins each loss takes, [low, high): a cosine margin below 1, an angle below pi / 2, a factor of at least 1
+LOSS_MARGINS = {"cosface": (0.0, 1.0), "arcface": (0.0, 1.5707963267948966), "sphereface": (1.0, float("inf"))}
+_LOSS_MARGIN_TEXT = "[0, 1) for cosface, [0, pi/2) radians for arcface, >= 1 for sphereface"
+
+
+def _loss_defaults_text(index: int) -> str:
+    return "the loss's own: " + ", ".join(f"{values[index]:g} for {name}" for name, values in LOSS_DEFAULTS.items())
+
+
 CITY_PRESETS = ("tiny", "small", "medium", "large")  # synthetic.city.PRESETS' keys, for the parsers
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
@@ -108,7 +125,8 @@ class ModelConfig(OptionGroup):
 
     GROUP: ClassVar[str] = "model"
 
-    backbone: str = option("resnet18", "CNN backbone (model/backbones.py)", choices=BACKBONE_NAMES)
+    backbone: str = option("resnet18", "backbone: a torchvision CNN or a DINOv2 ViT from timm "
+                           "(model/backbones.py)", choices=BACKBONE_NAMES)
     fc_output_dim: int = option(512, "descriptor size D (outputs of the last linear layer)", low=1)
     pca_dim: int | None = option(None, "descriptor size K after the PCA that `cosplace-xs pca` folded into the "
                                  "model (a Linear(D, K) and an L2 norm after the head)", low=1, command_line=False,
@@ -188,17 +206,33 @@ class OptimConfig(OptionGroup):
 
 @dataclass
 class LossConfig(OptionGroup):
-    """CosFace scale s and margin m."""
+    """The margin classifier of each group (CosFace, ArcFace or SphereFace), its scale s and margin m."""
 
     GROUP: ClassVar[str] = "loss"
 
-    s: float = option(30.0, "CosFace scale s: logits = s * (cos - m at the true class)", flag="--cosface-s",
-                      metavar="S", low=0, low_open=True)
-    m: float = option(0.4, "CosFace margin m, subtracted from the true class's cosine", flag="--cosface-m",
-                      metavar="M", low=0, high=1, allowed="[0, 1)")
+    loss: str = option("cosface", "margin classifier of the groups: cosface (the paper's: s * (cos - m) at the "
+                       "true class), arcface (s * cos(theta + m)) or sphereface (s * psi(m * theta)); "
+                       "model/margins.py", choices=LOSS_NAMES)
+    s: float | None = option(None, "scale s of the logits", flag="--scale", metavar="S", low=0, low_open=True,
+                             default_text=_loss_defaults_text(0))
+    m: float | None = option(None, "margin m: subtracted from the cosine (cosface), added to the angle in radians "
+                             "(arcface), or multiplying the angle (sphereface)", flag="--margin", metavar="M", low=0,
+                             allowed=_LOSS_MARGIN_TEXT, default_text=_loss_defaults_text(1))
+
+    @property
+    def scale(self) -> float:
+        """s, or the loss's own default when none was chosen."""
+        return LOSS_DEFAULTS[self.loss][0] if self.s is None else self.s
+
+    @property
+    def margin(self) -> float:
+        """m, or the loss's own default when none was chosen."""
+        return LOSS_DEFAULTS[self.loss][1] if self.m is None else self.m
 
     def check_together(self, source: str | None) -> None:
-        require(self.m < 1, self.GROUP, type(self), ("m",), self.m, "[0, 1)", source)
+        low, high = LOSS_MARGINS[self.loss]
+        require(low <= self.margin < high, self.GROUP, type(self), ("loss", "m"), (self.loss, self.m),
+                _LOSS_MARGIN_TEXT, source)
 
 
 @dataclass

@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     model = place_model(model, config, inference.device, options.compile)
     radius = scoring_options(config, given).positive_dist_threshold
     database = open_database(args.database, model, config, inference)
-    predictions = predict(model, photos, database, args.k, inference, cosface_scale=config.loss.s, radius=radius)
+    predictions = predict(model, photos, database, args.k, inference, cosface_scale=config.loss.scale, radius=radius)
     out = args.out or Path(f"predict-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     print(format_predictions(predictions))

@@ -36,6 +36,9 @@ def hub_weights_path(spec: BackboneSpec) -> Path:
 
 
 def _remedies(spec: BackboneSpec) -> str:
+    if spec.weights is None:  # timm's: a state dict file of the library's model
+        return (f"Pass --pretrained PATH with a state dict of timm's model of {spec.name}, or pass --no-pretrained "
+                "to start from random weights")
     return (
         f"Either go online so the weights can be downloaded (or copy {spec.weights_file} from "
         f"{spec.weights.url} to {hub_weights_path(spec)}), or pass --pretrained PATH with a state dict of "
@@ -85,6 +88,8 @@ def weights_path(spec: BackboneSpec, pretrained: str) -> Path:
 
 def classifier_state_dict(spec: BackboneSpec, pretrained: str, progress: bool = True) -> dict[str, Tensor]:
     """The checked weights of torchvision's classification model: `pretrained` is "imagenet" or a state dict file."""
+    if pretrained == "imagenet" and spec.library_weights is not None:
+        return spec.library_weights(progress)  # timm: through its own cache, with its own error offline
     path = weights_path(spec, pretrained)
     log.info("%s starts from the weights in %s", spec.name, path)
     if pretrained == "imagenet":

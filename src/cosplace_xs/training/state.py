@@ -11,6 +11,7 @@ import torch
 from cosplace_xs.config import RunConfig
 from cosplace_xs.errors import CheckpointError
 from cosplace_xs.model.cosface import CosFace
+from cosplace_xs.model.margins import margin_classifier
 from cosplace_xs.model.network import GeoLocalizationNet, load_model_state
 from cosplace_xs.training.optim import build_classifier_optimizer, build_model_optimizer
 
@@ -21,7 +22,7 @@ class TrainingState:
 
     model: GeoLocalizationNet
     model_optimizer: torch.optim.Optimizer
-    classifiers: list[CosFace]
+    classifiers: list[CosFace]  # or a subclass: ArcFace, SphereFace (model/margins.py)
     classifier_optimizers: list[torch.optim.Optimizer]
     scaler: torch.amp.GradScaler
     epoch: int = 0
@@ -36,9 +37,9 @@ class TrainingState:
 
 def new_state(model: GeoLocalizationNet, classes_per_group: list[int], config: RunConfig,
               device: torch.device) -> TrainingState:
-    """Fresh optimizers and one CosFace classifier per group (kept on the CPU until its epoch)."""
-    classifiers = [CosFace(config.model.fc_output_dim, n, s=config.loss.s, m=config.loss.m)
-                   for n in classes_per_group]
+    """Fresh optimizers and one margin classifier (CosFace unless --loss says otherwise) per group, kept on the
+    CPU until its epoch."""
+    classifiers = [margin_classifier(config.loss, config.model.fc_output_dim, n) for n in classes_per_group]
     return TrainingState(
         model=model,
         model_optimizer=build_model_optimizer(model.parameters(), config.optim),
