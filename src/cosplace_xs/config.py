@@ -395,6 +395,43 @@ class ServeConfig(OptionGroup):
     max_photos: int = option(20, "photos accepted in one upload", low=1)
 
 
+PHOTO_IMPORT_USES = ("test", "train")
+
+
+@dataclass
+class PhotoImportConfig(OptionGroup):
+    """How `import-photos` makes a dataset folder of geotagged photos: what it becomes, how files enter it, where
+    positions come from and which photos are the queries."""
+
+    GROUP: ClassVar[str] = "import"
+
+    use_as: str = option("test", "what OUT becomes: 'test' (OUT/database, and OUT/queries when split) for eval and "
+                         "predict, or 'train' (OUT/train, and OUT/val/{database,queries} when split) for train, "
+                         "which needs every photo's heading (photos without one are listed, not imported)",
+                         flag="--as", choices=PHOTO_IMPORT_USES)
+    copy: bool = option(False, "copy the photos instead of hard-linking them (a link takes no space, but an edit "
+                        "in place of a linked file edits the original too)")
+    positions: str | None = option(None, "CSV of positions, path,lat,lon[,heading] (path relative to SRC, header "
+                                   "row allowed); a row wins over the photo's EXIF GPS", metavar="CSV",
+                                   default_text="EXIF GPS only")
+    queries: str | None = option(None, "a second folder of photos, imported as the queries", metavar="DIR",
+                                 default_text="none")
+    queries_positions: str | None = option(None, "CSV of positions of the --queries photos (paths relative to that "
+                                           "folder)", metavar="CSV", default_text="EXIF GPS only")
+    queries_fraction: float | None = option(None, "share of the photos drawn (seeded) as queries", metavar="F",
+                                            low=0, low_open=True, high=1, allowed="(0, 1)", default_text="none")
+    seed: int = option(0, "seed of the --queries-fraction draw", low=0, high=2**32 - 1)
+
+    def check_together(self, source: str | None) -> None:
+        require(self.queries_fraction is None or self.queries_fraction < 1, self.GROUP, type(self),
+                ("queries_fraction",), self.queries_fraction, "(0, 1)", source)
+        require(self.queries is None or self.queries_fraction is None, self.GROUP, type(self),
+                ("queries", "queries_fraction"), (self.queries, self.queries_fraction), "give one of them, not both",
+                source)
+        require(self.queries_positions is None or self.queries is not None, self.GROUP, type(self),
+                ("queries_positions",), self.queries_positions, "needs --queries", source)
+
+
 @dataclass
 class RunConfig:
     """Every option of a training run; written to `config.yaml` in the run folder."""

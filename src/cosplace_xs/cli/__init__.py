@@ -29,6 +29,7 @@ COMMANDS = (
     "serve",
     "sweep",
     "report",
+    "import_photos",
 )
 
 
