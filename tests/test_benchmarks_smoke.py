@@ -297,3 +297,58 @@ def test_run_all_targets(load: Callable[[str], ModuleType]) -> None:
         "90.0 img/s (2 workers) vs 120.0 (channels_last_bf16_compile): 75.0%")
     assert rows["end-to-end training (fp32) >= 90% of the fastest bare fp32 variant"][0] == (
         "40.0 img/s (2 workers, compiled) vs 50.0 (channels_last_compile): 80.0%")
+
+
+def test_zoo_throughput_small(run_main: Callable[..., list[dict[str, Any]]]) -> None:
+    rows = _named(run_main("zoo_throughput", "--small"), "model_throughput")
+    assert [(r["backbone"], r["mode"]) for r in rows] == [("dinov2_vits14", "train"), ("dinov2_vits14", "infer")]
+    assert all(r["size"] == 32 and r["batch"] == 2 and r["images_per_s"] > 0 for r in rows)
+
+
+def test_time_to_recall_stops_at_the_first_validation_reaching_the_r1(load: Callable[[str], ModuleType]) -> None:
+    ttr = load("time_to_recall")
+    validations = ttr.Validations(start=0.0, r1=50.0, times=[10.0, 20.0, 30.0], recalls=[12.5, 50.0, 61.0])
+    assert validations.reached == 1  # 50.0 reaches 50
+    assert ttr.Validations(start=0.0, r1=50.0, times=[10.0], recalls=[49.9]).reached is None
+    assert ttr.Validations(start=0.0, r1=0.0).reached is None  # no validation yet
+
+
+def test_time_to_recall_script(run_main: Callable[..., list[dict[str, Any]]], tiny_city: Path, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from cosplace_xs.device import choose_precision
+
+    monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+    records = _named(run_main("time_to_recall", "--small", "--dataset", str(tiny_city), "--settings", "workers0",
+                              "--epochs", "2", "--iterations", "2", "--size", "32", "--r1", "0", "--bare-steps", "1"),
+                     "time_to_recall")
+    (record,) = records
+    assert (record["setting"], record["workers"], record["size"], record["iterations"], record["compiled"]) == (
+        "workers0", 0, 32, 2, False)
+    assert record["precision"] == choose_precision("auto", CPU)[0]  # what `auto` picks on this CPU
+    # R@1 >= 0 is reached by the first validation, and the run stops there
+    assert (record["reached"], record["epochs_to_r1"], len(record["val_r1"])) == (True, 1, 1)
+    assert 0 < record["train_s"] < record["time_to_r1_s"] <= record["wall_s"]
+    assert record["ratio_to_bare"] == pytest.approx(record["images_per_s"] / record["bare_images_per_s"], rel=0.01)
+
+
+def test_startup_phases_and_import_times(load: Callable[[str], ModuleType], tiny_city: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    startup = load("startup")
+    monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "run").mkdir()
+    train = startup.child_train(tiny_city, tmp_path / "run", size=32, batch=4, workers=0)
+    assert list(train["phases"]) == ["import", "dataset listing", "split", "val set and positives", "model",
+                                     "checking every image", "set-up (the rest)", "workers and first batch"]
+    assert all(seconds >= 0 for seconds in train["phases"].values())
+    assert not (tmp_path / "run" / "last.pt").exists()  # stopped at the first batch, before any step
+    extract = startup.child_extract(tiny_city, size=32, batch=4, workers=0)
+    assert list(extract["phases"]) == ["import", "test set and positives", "model", "workers and first batch"]
+    sample = ("import time: self [us] | cumulative | imported package\n"
+              "import time:       100 |    2500000 | torch\n"
+              "import time:        50 |      30000 |   torch.nn\n"
+              "import time:        10 |    1200000 |     sklearn\n"
+              "import time:        10 |         90 | sklearn\n")
+    assert startup.parse_import_times(sample) == {"torch": 2.5, "sklearn": 1.2}
+    # training draws its curves only at the end of a run: matplotlib is not among what it imports to start
+    seconds = startup.import_times("cosplace_xs.training.loop")
+    assert "torch" in seconds and "matplotlib" not in seconds
