@@ -190,6 +190,18 @@ def write_paths_file(folder: Path, extensions: tuple[str, ...] = IMAGE_EXTENSION
     return write_image_list(folder, listing.images), len(listing.images)
 
 
+def image_set_folders(root: Path) -> list[Path]:
+    """The image-set folders (train/, database/, queries*/) under `root`, sorted, without looking into them; just
+    `root` when it holds none (a plain folder of images)."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        found += [Path(dirpath) / name for name in dirnames if name in SET_FOLDER_NAMES]
+        dirnames[:] = [name for name in dirnames if name not in SET_FOLDER_NAMES
+                       and not (Path(dirpath) / name).is_symlink()]
+    return found or [Path(root)]
+
+
 def _queries_dir(folder: Path, queries_folder: str | None) -> Path | None:
     names = (queries_folder, *(name for name in QUERY_FOLDER_NAMES if name != queries_folder))
     for name in names if queries_folder else QUERY_FOLDER_NAMES:
