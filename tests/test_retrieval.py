@@ -89,6 +89,14 @@ def test_hnsw_is_built_from_chunks_with_the_options_given(vectors) -> None:
     assert index.hnsw.nb_neighbors(0) == 12
 
 
+def test_ivfpq_skips_polysemous_training(vectors) -> None:
+    """faiss's IVF-PQ trains polysemous codes by default (minutes of annealing for 8-bit codes), which a search
+    without a Hamming threshold never reads."""
+    database, _ = vectors
+    index = build_index(database, ApproximateConfig("ivfpq", nlist=2, pq_m=4, pq_nbits=4))
+    assert not index.do_polysemous_training and index.polysemous_ht == 0
+
+
 def test_approximate_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="--approximate=hnsw2 is out of range: one of ivf, ivfpq, hnsw"):
         ApproximateConfig("hnsw2")

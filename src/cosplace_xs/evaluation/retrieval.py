@@ -93,6 +93,8 @@ def build_index(database: np.ndarray, options: ApproximateConfig, chunk_rows: in
     if options.kind == "hnsw":
         return build_hnsw(database, options, chunk_rows)
     index = faiss.index_factory(database.shape[1], factory_string(options, *database.shape), faiss.METRIC_L2)
+    if isinstance(index, faiss.IndexIVFPQ):  # polysemous codes: annealing that takes minutes, never read here
+        index.do_polysemous_training = False
     generator = np.random.default_rng(options.seed)
     sample_size = min(options.train_size, len(database))
     sample = np.sort(generator.choice(len(database), size=sample_size, replace=False))
