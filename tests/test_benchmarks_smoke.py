@@ -337,7 +337,7 @@ def test_startup_phases_and_import_times(load: Callable[[str], ModuleType], tiny
     monkeypatch.setenv("COSPLACE_XS_CACHE", str(tmp_path / "cache"))
     (tmp_path / "run").mkdir()
     train = startup.child_train(tiny_city, tmp_path / "run", size=32, batch=4, workers=0)
-    assert list(train["phases"]) == ["import", "dataset listing", "split", "val set and positives", "model",
+    assert list(train["phases"]) == ["import", "dataset listing", "split", "model", "val set and positives",
                                      "checking every image", "set-up (the rest)", "workers and first batch"]
     assert all(seconds >= 0 for seconds in train["phases"].values())
     assert not (tmp_path / "run" / "last.pt").exists()  # stopped at the first batch, before any step
@@ -352,3 +352,36 @@ def test_startup_phases_and_import_times(load: Callable[[str], ModuleType], tiny
     # training draws its curves only at the end of a run: matplotlib is not among what it imports to start
     seconds = startup.import_times("cosplace_xs.training.loop")
     assert "torch" in seconds and "matplotlib" not in seconds
+
+
+def test_retrieval_scale_sweeps_every_index_on_views_of_known_places(load: Callable[[str], ModuleType],
+                                                                     run_main: Callable[..., list[dict[str, Any]]],
+                                                                     tmp_path: Path) -> None:
+    scale = load("retrieval_scale")
+    # views=2: rows 0, 1 show place 0, rows 2, 3 place 1...; query 0 (place 0) is right at rank 2, query 1 at 3
+    predictions = np.array([[3, 0, -1], [-1, 5, 2]])
+    assert scale.place_recalls(predictions, np.array([0, 1]), 2, (1, 2, 3)) == {"R@1": 0.0, "R@2": 50.0,
+                                                                               "R@3": 100.0}
+    database, queries, places = scale.synthetic_database(3, 4, 8, 5, noise=0.5)
+    assert database.shape == (12, 8) and queries.shape == (5, 8) and places.shape == (5,)
+    np.testing.assert_allclose(np.linalg.norm(database, axis=1), 1.0, rtol=1e-5)
+
+    records = run_main("retrieval_scale", "--small", "--plot", str(tmp_path / "curve.png"))
+    rows = _named(records, "retrieval_scale")
+    assert [(row["method"], row["value"]) for row in rows] == [
+        ("exact", 0), ("ivf", 1), ("ivf", 4), ("ivf", 64), ("ivfpq", 1), ("ivfpq", 4), ("ivfpq", 64),
+        ("hnsw", 16), ("hnsw", 64)]
+    assert all((row["database"], row["dim"], row["queries"]) == (2000, 32, 100) for row in rows)
+    exact, every_cell = rows[0], rows[3]  # nprobe 64 visits all 32 cells: the exact search
+    assert (every_cell["R@1"], every_cell["R@10"]) == (exact["R@1"], exact["R@10"])
+    assert (tmp_path / "curve.png").stat().st_size > 0 and _named(records, "retrieval_scale_total")
+
+
+def test_aggregator_throughput_small(run_main: Callable[..., list[dict[str, Any]]]) -> None:
+    rows = _named(run_main("aggregator_throughput", "--small"), "aggregator_throughput")
+    assert [(r["backbone"], r["aggregation"], r["size"], r["mode"]) for r in rows] == [
+        (backbone, aggregation, 126 if aggregation == "salad" else 32, mode)
+        for backbone, aggregation in (("resnet18", "gem"), ("resnet18", "mixvpr"), ("resnet18", "netvlad"),
+                                      ("dinov2_vits14", "gem"), ("dinov2_vits14", "salad"))
+        for mode in ("train", "infer")]
+    assert all(r["batch"] == 2 and r["images_per_s"] > 0 for r in rows)

@@ -5,12 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
-
 from cosplace_xs.atomic_files import replacing
 
 FEW_EPOCHS = 5  # up to this many epochs, the loss panel also shows the loss of every step
@@ -40,6 +34,14 @@ def plot_curves(histories: dict[str, list[dict[str, Any]]], path: Path, title: s
                 step_losses: dict[str, tuple[list[float], list[float]]] | None = None) -> Path:
     """One panel per metric, one line per run, epochs on the x axis; saved as a PNG. For a run of at most
     FEW_EPOCHS epochs with `step_losses` (see `read_step_losses`), the loss of every step is drawn too."""
+    # imported here, not with the module: training imports this module and draws only at its end, and
+    # matplotlib's import took a tenth of the time to a run's first batch
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     figure, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.4))
     for axis, (key, label) in zip(axes, PANELS, strict=True):
         for name, history in histories.items():
