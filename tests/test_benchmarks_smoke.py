@@ -382,6 +382,6 @@ def test_aggregator_throughput_small(run_main: Callable[..., list[dict[str, Any]
     assert [(r["backbone"], r["aggregation"], r["size"], r["mode"]) for r in rows] == [
         (backbone, aggregation, 126 if aggregation == "salad" else 32, mode)
         for backbone, aggregation in (("resnet18", "gem"), ("resnet18", "mixvpr"), ("resnet18", "netvlad"),
-                                      ("dinov2_vits14", "gem"), ("dinov2_vits14", "salad"))
+                                      ("dinov2_vits14", "salad"))
         for mode in ("train", "infer")]
     assert all(r["batch"] == 2 and r["images_per_s"] > 0 for r in rows)
