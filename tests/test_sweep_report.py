@@ -16,7 +16,7 @@ from cosplace_xs.errors import ConfigError
 from cosplace_xs.sweep.report import write_report
 from cosplace_xs.sweep.runner import plan_sweep, state_of
 from cosplace_xs.sweep.spec import load_spec
-from cosplace_xs.sweep.state import write_state
+from cosplace_xs.sweep.state import find_start_point, read_state, write_state
 
 SPEC = """\
 name: report_check
@@ -152,3 +152,80 @@ def test_the_report_command(sweep_dir: Path, tmp_path: Path, capsys: pytest.Capt
     assert "report.md" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="not a sweep folder"):
         write_report(tmp_path)
+
+
+SEEDED = """\
+name: seeded
+dataset: data/city
+test_sets: {sf_xs: test, tokyo_xs: ../tokyo_xs/test}
+seeds: [0, 1, 2]
+stages:
+  - name: rotation
+    epochs: 1
+    trials:
+      - {label: "Rotation(-10,10)", augment.rotation_degrees: 10}
+      - {label: "Rotation(-15,15)", augment.rotation_degrees: 15}
+    paper:
+      "Rotation(-10,10)": {sf_xs: {R@1: 19.1, R@5: 32.1}}
+"""
+# sf_xs R@1 of each seed (tokyo_xs: 10 more, val: 5 less); Rotation(-15,15) has the higher mean
+SEEDED_R1 = {"rotation-10-10": (20.0, 22.0, 24.0), "rotation-15-15": (25.0, 25.0, 25.0)}
+
+
+@pytest.fixture
+def seeded_dir(tmp_path: Path) -> Path:
+    spec_file = tmp_path / "seeded.yaml"
+    spec_file.write_text(SEEDED)
+    spec = load_spec(spec_file)
+    sweep_dir = tmp_path / "sweep"
+    (stage,) = spec.stages
+    for trial in stage.trials:
+        for seed, r1 in zip(spec.seeds, SEEDED_R1[trial.slug], strict=True):
+            _fake_trial(sweep_dir / stage.name / trial.slug / f"seed-{seed}", spec.trial_config(stage, trial, {}, seed),
+                        (r1, r1 + 10, r1 - 5), {**stage.overrides, **trial.settings})
+    shutil.copy(spec_file, sweep_dir / "spec.yaml")
+    write_state(sweep_dir, state_of(spec, plan_sweep(spec, sweep_dir), None))
+    return sweep_dir
+
+
+def test_seeds_report_mean_and_std_per_trial_and_the_best_mean_wins(seeded_dir: Path) -> None:
+    write_report(seeded_dir)
+    rows = {row["setting"]: row for row in _csv(seeded_dir / "report" / "rotation.csv")}
+    ten, fifteen = rows["Rotation(-10,10)"], rows["Rotation(-15,15)"]
+    assert (ten["sf_xs R@1"], ten["sf_xs R@1 std"], ten["paper sf_xs R@1"], ten["winner"]) == ("22.0", "2.0", "19.1",
+                                                                                            "0")
+    assert (fifteen["sf_xs R@1"], fifteen["sf_xs R@1 std"], fifteen["tokyo_xs R@5"], fifteen["winner"]) == (
+        "25.0", "0.0", "45.0", "1")
+    table = (seeded_dir / "report" / "rotation.md").read_text()
+    assert "| Rotation(-10,10) | 22.0 ± 2.0 (19.1) | 32.0 ± 2.0 (32.1) | 32.0 ± 2.0 | 42.0 ± 2.0 |  |" in table
+    assert "| **Rotation(-15,15)** | **25.0 ± 0.0** | **35.0 ± 0.0** | **35.0 ± 0.0** | **45.0 ± 0.0** | ★ |" in table
+    assert "Mean ± standard deviation over seeds 0, 1, 2." in table
+    report = (seeded_dir / "report.md").read_text()
+    assert "Each trial ran once per seed (0, 1, 2, in `seed-N/`)" in report
+    timing = _csv(seeded_dir / "report" / "timing.csv")
+    assert [(row["setting"], row["train_seconds"]) for row in timing] == [("Rotation(-10,10)", "180.0"),
+                                                                          ("Rotation(-15,15)", "180.0")]
+
+
+def test_a_trial_with_a_seed_left_runs_it_and_one_with_a_failed_seed_cannot_win(seeded_dir: Path) -> None:
+    spec = load_spec(seeded_dir / "spec.yaml")
+    last = seeded_dir / "rotation" / "rotation-15-15" / "seed-2"
+    (last / "result.json").unlink()
+    (stage,) = plan_sweep(spec, seeded_dir).stages
+    assert [t.status for t in stage.trials] == ["done", "partial"] and not stage.decided
+    assert [(u.folder, u.config.train.seed) for t in stage.trials for u in t.units() if u.runnable] == [(last, 2)]
+    (last / "error.txt").write_text("RuntimeError: out of memory\n")
+    (stage,) = plan_sweep(spec, seeded_dir).stages
+    assert [t.status for t in stage.trials] == ["done", "failed"] and stage.trials[1].error == (
+        "seed 2: RuntimeError: out of memory")
+    assert stage.winner is stage.trials[0] and stage.winner.metric == 22.0
+
+
+def test_a_seeded_sweep_state_lists_each_seeds_run_and_gives_its_winner_as_a_start(seeded_dir: Path) -> None:
+    (stage,) = read_state(seeded_dir)["stages"]
+    assert stage["winner"] == "rotation-15-15" and read_state(seeded_dir)["seeds"] == [0, 1, 2]
+    assert [(run["seed"], run["folder"], run["metric"]) for run in stage["trials"][1]["runs"]] == [
+        (seed, f"rotation/rotation-15-15/seed-{seed}", 25.0) for seed in (0, 1, 2)]
+    start = find_start_point(seeded_dir)
+    assert (start.stage, start.label, start.options) == ("rotation", "Rotation(-15,15)",
+                                                         {"train.epochs": 1, "augment.rotation_degrees": 15.0})

@@ -78,6 +78,16 @@ def test_options_apply_base_then_inherited_then_stage_then_trial(tmp_path: Path)
     assert spec.trial_config(rotation, rotation.trials[0], {"train.epochs": 7}).train.epochs == 1  # stage beats
 
 
+def test_seeds_set_train_seed_last_and_default_to_one_run(tmp_path: Path) -> None:
+    assert load_spec(write_spec(tmp_path, VALID)).seeds == ()
+    spec = load_spec(write_spec(tmp_path, VALID.replace("stages:", "seeds: [0, 1, 2]\nstages:", 1)))
+    assert spec.seeds == (0, 1, 2)
+    rotation = spec.stages[0]
+    trial = rotation.trials[0]
+    assert spec.trial_config(rotation, trial, {"train.seed": 7}, seed=2).train.seed == 2
+    assert spec.trial_config(rotation, trial, {"train.seed": 7}).train.seed == 7
+
+
 def test_labels_and_folder_names() -> None:
     assert settings_label({"optim.optimizer": "asgd", "optim.lr": 1e-3}) == "optimizer=asgd, lr=0.001"
     assert settings_label({"train.batch_size": 8, "eval.batch_size": 4}) == "train.batch_size=8, eval.batch_size=4"
@@ -112,6 +122,20 @@ base:
 stages:
   - {name: a, trials: [{label: x}]}
 """, "unknown option 'model.dim'"),
+    "a seed twice": ("""\
+dataset: data/city
+test_sets: {sf_xs: test}
+seeds: [0, 1, 0]  # <-
+stages:
+  - {name: a, trials: [{label: x}]}
+""", "`seeds:` lists a seed twice ([0, 1, 0]); each seed runs once"),
+    "seeds not a list": ("""\
+dataset: data/city
+test_sets: {sf_xs: test}
+seeds: 3  # <-
+stages:
+  - {name: a, trials: [{label: x}]}
+""", "`seeds:` must be a non-empty list of seeds, e.g. [0, 1, 2], got 3"),
     "empty grid list": (HEAD + """\
   - name: a
     grid:

@@ -79,9 +79,10 @@ def print_plan(spec: SweepSpec, plan: SweepPlan, start: StartPoint | None) -> No
             print(f"      {_options(resolved)}{after}")
             if trial.error:
                 print(f"      error: {trial.error}")
-            if trial.status != DONE:
-                config = trial.config or spec.trial_config(stage.stage, trial.spec, {})
-                iterations += config.train.epochs * config.train.iterations_per_epoch
+            for unit in trial.units():  # one per seed with `seeds:`
+                if unit.status != DONE:
+                    config = unit.config or spec.trial_config(stage.stage, trial.spec, {})
+                    iterations += config.train.epochs * config.train.iterations_per_epoch
     print(f"\nleft to train: about {iterations:,} iterations")
 
 

@@ -31,7 +31,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def plot_stage_curves(stage: StagePlan, path: Path) -> Path | None:
     """The training curves of the stage's trials overlaid, or None when none has finished an epoch."""
-    histories = {trial.spec.label: read_metrics(trial.folder / run_files.METRICS) for trial in stage.trials}
+    # with `seeds:`, the curves of the first seed's run
+    histories = {trial.spec.label: read_metrics(trial.units()[0].folder / run_files.METRICS) for trial in stage.trials}
     histories = {label: rows for label, rows in histories.items() if rows}
     if not histories:
         return None

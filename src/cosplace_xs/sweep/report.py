@@ -66,6 +66,10 @@ def _header(spec: SweepSpec, plan: SweepPlan, state: dict) -> list[str]:
              f"Dataset: `{spec.dataset}`; test sets: "
              + ", ".join(f"{name} (`{path}`)" for name, path in spec.test_sets.items()) + ".",
              f"Trials: {counts}. Spec: [{SPEC_COPY}]({SPEC_COPY}); state: `sweep_state.json`.", ""]
+    if spec.seeds:
+        seeds = ", ".join(map(str, spec.seeds))
+        lines += [f"Each trial ran once per seed ({seeds}, in `seed-N/`); its figures are the mean ± sample "
+                  "standard deviation over them, and the winner has the best mean.", ""]
     start = state.get("start_from")
     if start:
         lines += [f"Started from the winner of stage `{start['stage']}` of `{start['sweep_dir']}` "

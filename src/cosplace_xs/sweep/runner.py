@@ -2,12 +2,14 @@
 
 The plan is read again from the trial folders before every trial, so a sweep started again skips what is
 done, resumes the interrupted run, and goes on; a stage's winner is decided once none of its trials is
-left to run, and only then do the stages that inherit it start.
+left to run, and only then do the stages that inherit it start. With `seeds:` a trial is one run per seed, in
+`TRIAL/seed-N/`, and its figures are their mean (the standard deviation beside).
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,12 @@ class PlannedTrial:
     metric: float | None = None
     error: str | None = None
     runnable: bool = False  # pending or partial, with known options that match the folder's run
+    seed: int | None = None  # the seed of one run of a trial with `seeds:`
+    runs: list[PlannedTrial] = field(default_factory=list)  # with `seeds:`, one per seed; this holds their mean
+
+    def units(self) -> list[PlannedTrial]:
+        """The training runs of this trial: one per seed, or the trial itself."""
+        return self.runs or [self]
 
 
 @dataclass
@@ -83,10 +91,14 @@ def trial_folder(sweep_dir: Path, stage: StageSpec, trial: TrialSpec) -> Path:
     return sweep_dir / stage.name / trial.slug
 
 
+def seed_folder(trial_folder: Path, seed: int) -> Path:
+    return trial_folder / f"seed-{seed}"
+
+
 def _plan_trial(spec: SweepSpec, stage: StageSpec, trial: TrialSpec, folder: Path,
-                inherited: dict[str, Any] | None) -> PlannedTrial:
+                inherited: dict[str, Any] | None, seed: int | None = None) -> PlannedTrial:
     status = trial_files.folder_status(folder)
-    planned = PlannedTrial(stage.name, trial, folder, status, inherited, None, None)
+    planned = PlannedTrial(stage.name, trial, folder, status, inherited, None, None, seed=seed)
     planned.result = trial_files.read_result(folder)
     planned.metric = trial_files.metric_value(planned.result, stage.metric)
     planned.error = trial_files.read_error(folder) if status == FAILED else None
@@ -96,7 +108,7 @@ def _plan_trial(spec: SweepSpec, stage: StageSpec, trial: TrialSpec, folder: Pat
         return planned
     planned.options = {**inherited, **stage.overrides, **trial.settings}
     try:
-        planned.config = spec.trial_config(stage, trial, inherited)
+        planned.config = spec.trial_config(stage, trial, inherited, seed)
         mismatch = trial_files.config_mismatch(folder, planned.config)
     except ConfigError as error:
         planned.status, planned.error = FAILED, str(error)
@@ -105,6 +117,58 @@ def _plan_trial(spec: SweepSpec, stage: StageSpec, trial: TrialSpec, folder: Pat
         planned.status, planned.error = FAILED, mismatch
         return planned
     planned.runnable = status in (PENDING, PARTIAL)
+    return planned
+
+
+def _combined_status(runs: list[PlannedTrial]) -> str:
+    """Done when every seed is; waiting, pending or partial while one is; else failed (a mean needs all seeds)."""
+    statuses = {run.status for run in runs}
+    if statuses == {DONE}:
+        return DONE
+    for status in (WAITING, BLOCKED):
+        if status in statuses:
+            return status
+    if statuses & {PENDING, PARTIAL}:
+        return PENDING if statuses == {PENDING} else PARTIAL
+    return FAILED
+
+
+def _mean_and_std(values: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per `R@N` key: the mean and the sample standard deviation (0 for one seed) over the runs."""
+    keys = [key for key in values[0] if key.startswith("R@") and all(key in v for v in values)]
+    columns = {key: [float(v[key]) for v in values] for key in keys}
+    return ({key: statistics.fmean(column) for key, column in columns.items()},
+            {key: statistics.stdev(column) if len(column) > 1 else 0.0 for key, column in columns.items()})
+
+
+def combined_result(runs: list[PlannedTrial]) -> dict[str, Any]:
+    """A result.json-like mean of finished runs: R@N per test set (and val) averaged, `std` beside, times summed."""
+    results = [run.result for run in runs if run.result is not None]
+    combined: dict[str, Any] = {key: results[0].get(key) for key in ("label", "options", "config", "epochs")}
+    combined.update(seeds=[run.seed for run in runs], test={}, std={"test": {}})
+    for name in results[0]["test"]:
+        combined["test"][name], combined["std"]["test"][name] = _mean_and_std([r["test"][name] for r in results])
+    vals = [r["val"] for r in results if r.get("val")]
+    combined["val"], combined["std"]["val"] = _mean_and_std(vals) if len(vals) == len(results) else (None, None)
+    for key in ("train_seconds", "val_seconds", "test_seconds"):
+        combined[key] = sum(r.get(key) or 0.0 for r in results)
+    speeds = [r["images_per_s"] for r in results if r.get("images_per_s")]
+    combined["images_per_s"] = statistics.fmean(speeds) if speeds else None
+    return combined
+
+
+def _plan_seeds(spec: SweepSpec, stage: StageSpec, trial: TrialSpec, folder: Path,
+                inherited: dict[str, Any] | None) -> PlannedTrial:
+    """The trial as one run, or with `seeds:` as one run per seed whose mean it holds."""
+    if not spec.seeds:
+        return _plan_trial(spec, stage, trial, folder, inherited)
+    runs = [_plan_trial(spec, stage, trial, seed_folder(folder, seed), inherited, seed) for seed in spec.seeds]
+    status = _combined_status(runs)
+    planned = PlannedTrial(stage.name, trial, folder, status, inherited, runs[0].options, None, runs=runs)
+    planned.error = next((f"seed {run.seed}: {run.error}" for run in runs if run.error), None)
+    if status == DONE:
+        planned.result = combined_result(runs)
+        planned.metric = trial_files.metric_value(planned.result, stage.metric)
     return planned
 
 
@@ -127,12 +191,13 @@ def plan_sweep(spec: SweepSpec, sweep_dir: Path, start: StartPoint | None = None
         else:
             parent = by_name[stage.inherit]
             inherited = parent.winner.options if parent.decided and parent.winner else None
-        trials = [_plan_trial(spec, stage, trial, trial_folder(sweep_dir, stage, trial), inherited)
+        trials = [_plan_seeds(spec, stage, trial, trial_folder(sweep_dir, stage, trial), inherited)
                   for trial in stage.trials]
         if stage.inherit is not None and by_name[stage.inherit].decided and inherited is None:
             for trial in trials:
-                if trial.status == WAITING:
-                    trial.status, trial.error = BLOCKED, f"stage '{stage.inherit}' has no finished trial to inherit"
+                for unit in ([trial, *trial.runs] if trial.status == WAITING else []):
+                    if unit.status == WAITING:
+                        unit.status, unit.error = BLOCKED, f"stage '{stage.inherit}' has no finished trial to inherit"
         decided = not any(t.status in UNDECIDED for t in trials)
         stage_plan = StagePlan(stage, trials, inherited, decided, _winner(stage, trials) if decided else None)
         by_name[stage.name] = stage_plan
@@ -144,12 +209,15 @@ def state_of(spec: SweepSpec, plan: SweepPlan, start: StartPoint | None) -> dict
     """The contents of sweep_state.json."""
     return {
         "spec": spec.name, "dataset": spec.dataset, "counts": plan.counts(),
-        "start_from": None if start is None else vars(start),
+        "start_from": None if start is None else vars(start), "seeds": list(spec.seeds),
         "stages": [{
             "name": s.stage.name, "metric": str(s.stage.metric), "inherits": s.stage.inherit,
             "winner": s.winner.spec.slug if s.winner else None,
             "trials": [{"label": t.spec.label, "slug": t.spec.slug, "folder": f"{s.stage.name}/{t.spec.slug}",
-                        "status": t.status, "metric": t.metric, "error": t.error} for t in s.trials],
+                        "status": t.status, "metric": t.metric, "error": t.error,
+                        **({"runs": [{"seed": r.seed, "folder": r.folder.relative_to(plan.sweep_dir).as_posix(),
+                                      "status": r.status, "metric": r.metric, "error": r.error} for r in t.runs]}
+                           if t.runs else {})} for t in s.trials],
         } for s in plan.stages],
     }
 
@@ -174,17 +242,17 @@ def _test_sets(spec: SweepSpec, config: RunConfig, cache: dict[tuple, TestSet]) 
 
 def _run_one(spec: SweepSpec, trial: PlannedTrial, cache: dict[tuple[str, float], TestSet], progress: bool) -> None:
     record = {"stage": trial.stage, "label": trial.spec.label, "slug": trial.spec.slug,
-              "settings": trial.spec.settings, "inherited": trial.inherited, "options": trial.options}
+              "settings": trial.spec.settings, "inherited": trial.inherited, "options": trial.options,
+              **({} if trial.seed is None else {"seed": trial.seed})}
     assert trial.config is not None
     try:
         result = trial_files.run_trial(trial.folder, trial.config, _test_sets(spec, trial.config, cache), record,
                                        progress)
-        log.info("trial %s/%s done: %s", trial.stage, trial.spec.slug,
+        log.info("trial %s done: %s", trial.folder,
                  ", ".join(f"{name} R@1 {figures['R@1']:.1f}" for name, figures in result["test"].items()))
     except Exception as error:  # a failed trial is recorded and the sweep goes on
         summary = trial_files.record_failure(trial.folder, error)
-        log.error("trial %s/%s failed (%s); see %s", trial.stage, trial.spec.slug, summary,
-                  trial.folder / trial_files.ERROR)
+        log.error("trial %s failed (%s); see %s", trial.folder, summary, trial.folder / trial_files.ERROR)
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: Path, start: StartPoint | None = None, max_trials: int | None = None,
@@ -199,21 +267,22 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, start: StartPoint | None = None,
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / SPEC_COPY).write_text(spec.source_text)
     if retry_failed:
-        for trial in plan_sweep(spec, sweep_dir, start).trials():
-            if trial.status == FAILED and (trial.folder / trial_files.ERROR).is_file():
-                log.info("trying %s again (it failed: %s)", trial.folder, trial.error)
-                (trial.folder / trial_files.ERROR).unlink()
+        for unit in (unit for trial in plan_sweep(spec, sweep_dir, start).trials() for unit in trial.units()):
+            if unit.status == FAILED and (unit.folder / trial_files.ERROR).is_file():
+                log.info("trying %s again (it failed: %s)", unit.folder, unit.error)
+                (unit.folder / trial_files.ERROR).unlink()
     cache: dict[tuple[str, float], TestSet] = {}
     attempted: set[Path] = set()
     while True:
         plan = plan_sweep(spec, sweep_dir, start)
         write_state(sweep_dir, state_of(spec, plan, start))
-        todo = [t for t in plan.trials() if t.runnable and t.folder not in attempted]
+        units = [unit for trial in plan.trials() for unit in trial.units()]
+        todo = [t for t in units if t.runnable and t.folder not in attempted]
         if not todo or (max_trials is not None and len(attempted) >= max_trials):
             return plan
         trial = todo[0]
         attempted.add(trial.folder)
-        position = plan.trials().index(trial) + 1
-        log.info("trial %d/%d: stage %s, %s -> %s", position, len(plan.trials()), trial.stage, trial.spec.label,
-                 trial.folder)
+        seed = "" if trial.seed is None else f", seed {trial.seed}"
+        log.info("trial %d/%d: stage %s, %s%s -> %s", units.index(trial) + 1, len(units), trial.stage,
+                 trial.spec.label, seed, trial.folder)
         _run_one(spec, trial, cache, progress)

@@ -27,7 +27,8 @@ METRIC = re.compile(r"^(?P<source>[A-Za-z0-9][A-Za-z0-9_.-]*):R@(?P<n>\d+)$")
 VAL = "val"
 PREVIOUS = "previous"
 BACKBONE = "model.backbone"
-TOP_KEYS = ("name", "description", "dataset", "test_sets", "base", "metric", "stages")
+SEED = "train.seed"
+TOP_KEYS = ("name", "description", "dataset", "test_sets", "base", "metric", "seeds", "stages")
 STAGE_KEYS = ("name", "description", "grid", "trials", "epochs", "overrides", "metric", "inherit", "paper")
 
 
@@ -79,6 +80,7 @@ class SweepSpec:
     base: dict[str, Any]
     stages: tuple[StageSpec, ...]
     source_text: str  # the spec file as written, copied into the sweep folder
+    seeds: tuple[int, ...] = ()  # each trial runs once per seed (train.seed); none: once, with its own train.seed
 
     def with_dataset(self, dataset: str | Path) -> SweepSpec:
         return dataclasses.replace(self, dataset=str(dataset))
@@ -87,9 +89,11 @@ class SweepSpec:
         path = Path(self.test_sets[name]).expanduser()
         return path if path.is_absolute() else Path(self.dataset) / path
 
-    def trial_config(self, stage: StageSpec, trial: TrialSpec, inherited: dict[str, Any]) -> RunConfig:
-        """base < the inherited winner's settings < the stage's options < the trial's own settings."""
-        options = {**self.base, DATASET_OPTION: self.dataset, **inherited, **stage.overrides, **trial.settings}
+    def trial_config(self, stage: StageSpec, trial: TrialSpec, inherited: dict[str, Any],
+                     seed: int | None = None) -> RunConfig:
+        """base < the inherited winner's settings < the stage's options < the trial's own settings < the seed."""
+        options = {**self.base, DATASET_OPTION: self.dataset, **inherited, **stage.overrides, **trial.settings,
+                   **({} if seed is None else {SEED: seed})}
         return RunConfig().replace(options, IN_PLACE)
 
 
@@ -235,6 +239,18 @@ def _test_sets(doc: LocatedYaml, value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _seeds(doc: LocatedYaml, value: Any) -> tuple[int, ...]:
+    """`seeds: [0, 1, 2]`: distinct values of train.seed, each trial run once with each."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise doc.error(("seeds",), f"`seeds:` must be a non-empty list of seeds, e.g. [0, 1, 2], got {value!r}")
+    seeds = tuple(check_option(doc, ("seeds", i), SEED, seed) for i, seed in enumerate(value))
+    if len(set(seeds)) < len(seeds):
+        raise doc.error(("seeds",), f"`seeds:` lists a seed twice ({list(seeds)}); each seed runs once")
+    return seeds
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep spec; every error names the file and line, and what to write instead."""
     doc = load_located_yaml(path)
@@ -248,7 +264,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     spec = SweepSpec(
         name=_name(doc, ("name",), top.get("name", doc.path.stem), "sweep name"),
         description=str(top.get("description", "")).strip(), dataset=top["dataset"], test_sets=test_sets,
-        base=flat_options(doc, ("base",), top.get("base"), "base"), stages=(), source_text=doc.path.read_text())
+        base=flat_options(doc, ("base",), top.get("base"), "base"), stages=(), source_text=doc.path.read_text(),
+        seeds=_seeds(doc, top.get("seeds")))
     default_metric = _metric(doc, ("metric",), top.get("metric", f"{next(iter(test_sets))}:R@1"), test_sets)
     if not isinstance(top["stages"], list) or not top["stages"]:
         raise doc.error(("stages",), "`stages:` must be a non-empty list of stages")

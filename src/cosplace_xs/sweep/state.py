@@ -70,5 +70,6 @@ def find_start_point(path: Path) -> StartPoint:
                           f" of {sweep_dir} has a finished trial); finish that sweep first")
     stage = with_winner[-1]
     trial = next(t for t in stage["trials"] if t["slug"] == stage["winner"])
-    result = json.loads((sweep_dir / trial["folder"] / RESULT).read_text())
+    folder = trial["runs"][0]["folder"] if trial.get("runs") else trial["folder"]  # every seed ran the same options
+    result = json.loads((sweep_dir / folder / RESULT).read_text())
     return StartPoint(str(sweep_dir), stage["name"], trial["label"], result["options"])

@@ -49,9 +49,18 @@ def _figure(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-def _cell(ours: float | None, paper: float | None, bold: bool) -> str:
-    text = f"**{_figure(ours)}**" if bold and ours is not None else _figure(ours)
+def _cell(ours: float | None, paper: float | None, bold: bool, std: float | None = None) -> str:
+    """Our figure (mean ± standard deviation over seeds where there are several), the paper's in parentheses."""
+    figure = _figure(ours) if std is None or ours is None else f"{ours:.1f} ± {std:.1f}"
+    text = f"**{figure}**" if bold and ours is not None else figure
     return text if paper is None else f"{text} ({paper:.1f})"
+
+
+def _std(result: dict[str, Any] | None, source: str, recall: str) -> float | None:
+    """The standard deviation over seeds of a figure of a trial with `seeds:` (None for a single run)."""
+    spread = (result or {}).get("std") or {}
+    per_source = spread.get("val") if source == VAL else spread.get("test", {}).get(source)
+    return None if per_source is None else per_source.get(recall)
 
 
 def _status(trial: PlannedTrial) -> str:
@@ -65,10 +74,14 @@ def _figures_table(stage: StagePlan, sets: list[str], rows: list[tuple[str, Plan
     recalls, metric = _recalls(stage), stage.stage.metric
     figures = [(s, n) for s in sets for n in recalls]
     with_paper = any(name in stage.stage.paper for name, _, _ in rows)
+    seeds = next((trial.result["seeds"] for _, trial, _ in rows if trial and trial.result and "seeds" in trial.result),
+                 None)
     val_column = [f"val R@{metric.n}"] if metric.source == VAL else []
     extra_column = [extra[0]] if extra else []
     columns = [first, *extra_column, "status", "winner", *[f"{s} R@{n}" for s, n in figures],
-               *([f"paper {s} R@{n}" for s, n in figures] if with_paper else []), *val_column]
+               *([f"{s} R@{n} std" for s, n in figures] if seeds else []),
+               *([f"paper {s} R@{n}" for s, n in figures] if with_paper else []), *val_column,
+               *([f"{val_column[0]} std"] if seeds and val_column else [])]
     header = [first.capitalize(), *[name.capitalize() for name in extra_column],
               *[f"{s} R@{n}" for s, n in figures], *val_column, WINNER]
     csv_rows, md_rows = [], []
@@ -82,20 +95,27 @@ def _figures_table(stage: StagePlan, sets: list[str], rows: list[tuple[str, Plan
             cells.append(extra[1][index])
         for s, n in figures:
             row[f"{s} R@{n}"] = None if result is None else result["test"].get(s, {}).get(f"R@{n}")
+            if seeds:
+                row[f"{s} R@{n} std"] = _std(result, s, f"R@{n}")
             if with_paper:
                 row[f"paper {s} R@{n}"] = paper.get(s, {}).get(f"R@{n}")
-            cells.append(_cell(row[f"{s} R@{n}"], paper.get(s, {}).get(f"R@{n}"), winner))
+            cells.append(_cell(row[f"{s} R@{n}"], paper.get(s, {}).get(f"R@{n}"), winner, _std(result, s, f"R@{n}")))
         if trial is not None and result is None and figures:  # say why there are no figures
             cells[len(cells) - len(figures)] = _status(trial)
         if val_column:
             row[val_column[0]] = None if result is None or result.get("val") is None \
                 else result["val"].get(f"R@{metric.n}")
-            cells.append(_cell(row[val_column[0]], None, winner))
+            std = _std(result, VAL, f"R@{metric.n}")
+            if seeds:
+                row[f"{val_column[0]} std"] = std
+            cells.append(_cell(row[val_column[0]], None, winner, std))
         cells.append(WINNER if winner else "")
         csv_rows.append(row)
         md_rows.append(cells)
     right = set(range(1 + len(extra_column), len(header) - 1))
     note = "\nIn parentheses: the paper's figures.\n" if with_paper else ""
+    if seeds:
+        note += f"\nMean ± standard deviation over seeds {', '.join(map(str, seeds))}.\n"
     return Table(columns, csv_rows, markdown_table(header, md_rows, right) + note)
 
 
