@@ -89,7 +89,7 @@ def child_train(dataset: Path, run_dir: Path, size: int, batch: int, workers: in
     patches = [mock.patch.object(loop, "_loader", timed_loader)]
     for module, name, phase in ((setup, "list_images", "dataset listing"), (setup, "_checked_split", "split"),
                                 (setup, "_load_val_set", "val set and positives"), (setup, "build_model", "model"),
-                                (setup, "scan_images", "checking every image")):
+                                (setup, "checked_images", "checking every image")):
         patches.append(mock.patch.object(module, name, phases.wrapped(getattr(module, name), phase)))
     with contextlib.ExitStack() as stack:
         for patch in patches:

@@ -12,6 +12,7 @@ from torch import nn
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.config import RunConfig, SplitConfig, TrainConfig
+from cosplace_xs.data import scan_cache
 from cosplace_xs.data.layout import discover_dataset, list_images, require_train_dir
 from cosplace_xs.data.scan import ScanReport, scan_images
 from cosplace_xs.data.split import TrainSplit, build_split
@@ -150,6 +151,21 @@ def _checked_split(train_dir: Path, config: RunConfig, images: list[Path]) -> Tr
     return split
 
 
+def checked_images(paths: list[Path], desc: str, progress: bool, max_pixels: int,
+                   require_heading: bool = False) -> ScanReport:
+    """`scan_images`' report of `paths`, or an empty one when the same files were checked without any problem
+    before (scan_cache): decoding every image took most of the set-up of a run on the synthetic city."""
+    key = scan_cache.scan_key(paths, require_heading, max_pixels)
+    if scan_cache.known_clean(key):
+        log.info("%s: %d images unchanged since a check found no problem; not decoded again", desc, len(paths))
+        return ScanReport(scanned=len(paths))
+    report = scan_images(paths, require_heading=require_heading, progress=progress, desc=desc,
+                         max_pixels=max_pixels)
+    if not any(report.counts().values()):
+        scan_cache.remember_clean(key)
+    return report
+
+
 def _run_precision(precision: str, run_dir: Path, resume: bool, device: torch.device) -> str:
     """The precision the run trains in. A resume asked for `auto` (a sweep's trial asks for its options, not the
     run's) trains in the one the run recorded; `auto` recorded by a version that did not resolve it means what
@@ -198,12 +214,11 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     classifier_rng = torch.get_rng_state()  # the scans below must not change the classifiers' initial weights
     val_set = _load_val_set(config) if context.is_main else None
     # every image is checked before the first batch, so a broken one cannot stop the run at epoch 7
-    scans = [("training images", len(images), scan_images(images, require_heading=True, progress=progress,
-                                                                max_pixels=config.train.max_image_pixels,
-                                                                desc="checking training"))]
+    scans = [("training images", len(images), checked_images(images, "checking training", progress,
+                                                                 config.train.max_image_pixels, require_heading=True))]
     if val_set is not None:
-        scans += [(f"val {what}", len(paths), scan_images(paths, progress=progress, desc=f"checking val {what}",
-                                                                   max_pixels=config.train.max_image_pixels))
+        scans += [(f"val {what}", len(paths), checked_images(paths, f"checking val {what}", progress,
+                                                             config.train.max_image_pixels))
                   for what, paths in (("database images", val_set.database_paths),
                                       ("queries", val_set.queries_paths))]
     skipped = _unusable_files(scans, config.train.skip_bad_images, run_dir)
