@@ -24,7 +24,7 @@ def _backbone_for(aggregation: str) -> str | None:
     """The first registered backbone the aggregation works on (SALAD: one that gives tokens)."""
     needs_tokens = AGGREGATORS[aggregation].takes_tokens
     return next((name for name, spec in BACKBONES.items()
-                 if getattr(spec, "gives_tokens", False) or not needs_tokens), None)
+                 if spec.gives_tokens or not needs_tokens), None)
 
 
 # gem, the default, trains in test_training.py and every other one-step test

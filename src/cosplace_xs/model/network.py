@@ -33,7 +33,7 @@ class GeoLocalizationNet(nn.Module):
         self.takes_tokens = aggregator_spec(aggregation).takes_tokens
         self.backbone = spec.features(spec.constructor(), train_all_layers)
         self.aggregation = build_head(aggregation, backbone, spec.channels, fc_output_dim,
-                                      gives_tokens=getattr(spec, "gives_tokens", False))
+                                      gives_tokens=spec.gives_tokens)
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) normalised images -> (B, D) unit-norm descriptors."""

@@ -234,7 +234,7 @@ def prepare_run(config: RunConfig, run_dir: Path, resume: bool, context: Distrib
     log.debug("groups of the split:\n%s", split.summary())  # the table for -v; `split-info` prints it on demand
 
     model = model.to(device)
-    if not resume:  # a resumed run restores its trained centroids
+    if from_imagenet:  # a resume or --weights brings its own NetVLAD centroids
         initialise_netvlad(model, images, config.train, device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
