@@ -1,4 +1,5 @@
-"""k-NN search: faiss against NumPy brute force, chunked memory-mapped float16 search, IVF and HNSW indexes."""
+"""k-NN search: faiss against NumPy brute force, chunked memory-mapped float16 search, IVF and HNSW indexes, in
+eval and in predict."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import IndexNet, on_cpu, unit_rows, write_index_image, write_test_set
 
 from cosplace_xs.config import ApproximateConfig
 from cosplace_xs.errors import ConfigError
+from cosplace_xs.evaluation.descriptor_store import ModelSignature, build_store, weights_digest
 from cosplace_xs.evaluation.retrieval import approximate_knn, build_index, factory_string, knn
+from cosplace_xs.predict import predict
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -111,3 +115,18 @@ def test_approximate_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="--pq-nbits=8 needs at least 256"):
         factory_string(ApproximateConfig("ivfpq", pq_m=4), 100, 16)
     assert factory_string(ApproximateConfig("ivf", nlist=1024), 390, 16) == "IVF10,Flat"  # 39 points per cell
+
+
+def test_predict_searches_through_an_approximate_index(tmp_path: Path) -> None:
+    """HNSW finds the exact matches of a small database; IVF probing 1 of 2 cells leaves out what the other holds."""
+    street = write_test_set(tmp_path / "street", [(30.0 * i, 0.0) for i in range(80)], [(0.0, 1.0)])
+    model = IndexNet(unit_rows(np.random.default_rng(4), 82))
+    database = build_store(model, street / "database", sorted((street / "database").iterdir()),
+                           ModelSignature("index", 8, weights_digest(model), 16), on_cpu(16, 8))
+    photo = write_index_image(tmp_path / "photo.png", 81)
+    (exact,) = predict(model, [photo], database, 5, on_cpu(16, 8))
+    (graph,) = predict(model, [photo], database, 5, on_cpu(16, 8), approximate=ApproximateConfig("hnsw"))
+    assert [m.path for m in graph.matches] == [m.path for m in exact.matches]
+    (cell,) = predict(model, [photo], database, 80, on_cpu(16, 8),
+                      approximate=ApproximateConfig("ivf", nlist=2, nprobe=1))  # 80 / 39: 2 cells
+    assert 0 < len(cell.matches) < 80 and cell.matches[0].path == exact.matches[0].path

@@ -349,7 +349,8 @@ class ApproximateConfig(OptionGroup):
 
     GROUP: ClassVar[str] = "approximate"
 
-    kind: str | None = option(None, "also search with an IVF-Flat, IVF-PQ or HNSW index and report its Recall@N",
+    kind: str | None = option(None, "search through an IVF-Flat, IVF-PQ or HNSW index too: eval reports its "
+                              "Recall@N beside the exact one, predict takes its matches",
                               flag="--approximate", choices=APPROXIMATE_KINDS, default_text="exact search only")
     nlist: int = option(1024, "IVF cells (k-means; lowered for small databases)", low=1)
     nprobe: int = option(16, "IVF cells visited per query", low=1)

@@ -20,16 +20,17 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, InferenceConfig, RunConfig
+from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, ApproximateConfig, InferenceConfig, RunConfig
 from cosplace_xs.data.layout import list_images
 from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.data.split_cache import CACHE_ENV
-from cosplace_xs.errors import BadFileNameError
+from cosplace_xs.errors import BadFileNameError, ConfigError
 from cosplace_xs.evaluation.descriptor_store import DescriptorStore, ModelSignature, build_store, load_store
 from cosplace_xs.evaluation.descriptors import extract_descriptors
 from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
 from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
-from cosplace_xs.evaluation.retrieval import knn
+from cosplace_xs.evaluation.retrieval import approximate_knn, knn
+from cosplace_xs.options import flag_of
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +145,32 @@ def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database:
 
 
 def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorStore, k: int, inference: Inference,
-            cosface_scale: float = 30.0, radius: float = POSITIVE_DIST_THRESHOLD) -> list[Prediction]:
-    """Geolocate each photo by its k nearest database descriptors (exact L2 search).
+            cosface_scale: float = 30.0, radius: float = POSITIVE_DIST_THRESHOLD,
+            approximate: ApproximateConfig | None = None) -> list[Prediction]:
+    """Geolocate each photo by its k nearest database descriptors (exact L2 search, or through the IVF or HNSW
+    index of `approximate`, whose missing neighbours are left out).
 
     Photos are read at the database's image size (its signature), so that both sides are comparable;
     `radius` (metres) is the agreement radius of `confidence`, the positive threshold of docs/architecture.md.
     """
     queries = extract_descriptors(model, image_paths, inference.at_size(database.signature.image_size), "photos")
-    squared, indices = knn(database.descriptors, queries, k)
+    if approximate is None:
+        squared, indices = knn(database.descriptors, queries, k)
+    else:
+        squared, indices = approximate_knn(database.descriptors, queries, k, approximate)
+        if (indices[:, 0] < 0).any():  # neighbours are sorted: a row without its first has none
+            photo = image_paths[int(np.flatnonzero(indices[:, 0] < 0)[0])]
+            raise ConfigError(f"the {approximate.kind} index found no database image for photo {photo}: raise "
+                              f"{flag_of(ApproximateConfig, 'nprobe')} or search without "
+                              f"{flag_of(ApproximateConfig, 'kind')}")
     in_database = find_in_database([Path(p) for p in image_paths], database)
     for photo, same in zip(image_paths, in_database, strict=True):
         if same is not None:
             log.warning("photo %s is itself in the database (as %s): its match at distance 0 says nothing of the model",
                         display_name(Path(photo).name), display_name(same))
-    return [_prediction(Path(query), squared[row], indices[row], database, cosface_scale, radius, in_database[row])
+    found = indices >= 0
+    return [_prediction(Path(query), squared[row][found[row]], indices[row][found[row]], database, cosface_scale,
+                        radius, in_database[row])
             for row, query in enumerate(image_paths)]
 
 

@@ -22,14 +22,18 @@ from cosplace_xs.cli.inference_options import (
     read_model,
     scoring_given,
 )
+from cosplace_xs.cli.option_flags import add_group_arguments, given_values
+from cosplace_xs.config import ApproximateConfig
 from cosplace_xs.data.names import display_name
 from cosplace_xs.errors import BadImageError, ConfigError
+from cosplace_xs.options import COMMAND_LINE
 
 if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
     import numpy as np
 
     from cosplace_xs.predict import Prediction
 
+APPROXIMATE = "approximate_"
 NAME_WIDTH = 48  # dataset-format names run past 100 characters: the table shows both ends
 
 
@@ -47,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: ./predict-<date-time>)")
     add_inference_arguments(parser, scoring=("positive_dist_threshold",))
+    add_group_arguments(parser.add_argument_group("approximate search"), ApproximateConfig, APPROXIMATE)
     parser.set_defaults(run=run)
 
 
@@ -143,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     from cosplace_xs.visualize.predictions import save_retrieval_picture
 
     options, given = inference_options(args), scoring_given(args)
+    approximate = ApproximateConfig.build(given_values(args, APPROXIMATE), COMMAND_LINE)
     if args.k < 1:
         raise ConfigError(f"option --k={args.k} is out of range: >= 1")
     photos = photo_paths(args.images)
@@ -151,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     model = place_model(model, config, inference.device, options.compile)
     radius = scoring_options(config, given).positive_dist_threshold
     database = open_database(args.database, model, config, inference)
-    predictions = predict(model, photos, database, args.k, inference, cosface_scale=config.loss.scale, radius=radius)
+    predictions = predict(model, photos, database, args.k, inference, cosface_scale=config.loss.scale, radius=radius,
+                          approximate=approximate if approximate.kind is not None else None)
     out = args.out or Path(f"predict-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     print(format_predictions(predictions))
