@@ -70,7 +70,9 @@ class SALAD(nn.Module):
     def forward(self, tokens: tuple[Tensor, Tensor]) -> Tensor:
         patches, cls = tokens
         features = self.cluster_features(patches).flatten(2)  # (B, cluster_dim, n)
-        assignment = matching_probabilities(self.score(patches).flatten(2), self.dust_bin)[:, :-1]  # (B, K, n)
+        # Sinkhorn in float32 even under bf16/fp16 autocast: its log-sum-exps lose the marginals in 8 mantissa bits
+        scores = self.score(patches).flatten(2).float()
+        assignment = matching_probabilities(scores, self.dust_bin)[:, :-1].to(features.dtype)  # (B, K, n)
         clusters = torch.einsum("bdn,bkn->bdk", features, assignment)  # (B, cluster_dim, K)
         global_token = F.normalize(self.token_features(cls), p=2.0, dim=-1)
         clusters = F.normalize(clusters, p=2.0, dim=1).flatten(1)
