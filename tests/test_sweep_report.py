@@ -172,8 +172,10 @@ stages:
 SEEDED_R1 = {"rotation-10-10": (20.0, 22.0, 24.0), "rotation-15-15": (25.0, 25.0, 25.0)}
 
 
-@pytest.fixture
-def seeded_dir(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once: the tests that change its trial folders work on a copy."""
+    tmp_path = tmp_path_factory.mktemp("seeded")
     spec_file = tmp_path / "seeded.yaml"
     spec_file.write_text(SEEDED)
     spec = load_spec(spec_file)
@@ -207,7 +209,9 @@ def test_seeds_report_mean_and_std_per_trial_and_the_best_mean_wins(seeded_dir: 
                                                                           ("Rotation(-15,15)", "180.0")]
 
 
-def test_a_trial_with_a_seed_left_runs_it_and_one_with_a_failed_seed_cannot_win(seeded_dir: Path) -> None:
+def test_a_trial_with_a_seed_left_runs_it_and_one_with_a_failed_seed_cannot_win(seeded_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    seeded_dir = shutil.copytree(seeded_dir, tmp_path / "sweep")
     spec = load_spec(seeded_dir / "spec.yaml")
     last = seeded_dir / "rotation" / "rotation-15-15" / "seed-2"
     (last / "result.json").unlink()
