@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from cosplace_xs.cli import main
+from cosplace_xs.cli.sweep import print_plan
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.sweep.report import write_report
 from cosplace_xs.sweep.runner import plan_sweep, state_of
@@ -233,3 +234,16 @@ def test_a_seeded_sweep_state_lists_each_seeds_run_and_gives_its_winner_as_a_sta
     start = find_start_point(seeded_dir)
     assert (start.stage, start.label, start.options) == ("rotation", "Rotation(-15,15)",
                                                          {"train.epochs": 1, "augment.rotation_degrees": 15.0})
+
+
+def test_the_dry_run_names_the_seeds_and_counts_what_each_seed_has_left(seeded_dir: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    seeded_dir = shutil.copytree(seeded_dir, tmp_path / "sweep")
+    spec = load_spec(seeded_dir / "spec.yaml")
+    for seed in (1, 2):
+        (seeded_dir / "rotation" / "rotation-15-15" / f"seed-{seed}" / "result.json").unlink()
+    print_plan(spec, plan_sweep(spec, seeded_dir), None)
+    lines = capsys.readouterr().out.splitlines()
+    assert "seeds: 0, 1, 2 (every trial runs once per seed, in <trial>/seed-N/)" in lines
+    assert "  [partial] Rotation(-15,15) -> rotation/rotation-15-15" in lines
+    assert lines[-1] == "left to train: about 20,000 iterations"  # two seeds of 1 epoch of the default 10,000

@@ -60,6 +60,8 @@ def print_plan(spec: SweepSpec, plan: SweepPlan, start: StartPoint | None) -> No
     for name in spec.test_sets:
         print(f"test set {name}: {_where(spec.test_set_path(name))}")
     print(f"base options: {_options(spec.base)}")
+    if spec.seeds:
+        print(f"seeds: {', '.join(map(str, spec.seeds))} (every trial runs once per seed, in <trial>/seed-N/)")
     if start is not None:
         print(f"starting from {start.label} (stage {start.stage} of {start.sweep_dir}): {_options(start.options)}")
     iterations = 0
