@@ -185,3 +185,34 @@ def test_training_needs_headings_and_a_query_folder_excludes_a_fraction(photos: 
     assert code == 2
     assert the_error(err) == f"error: {out}: already exists and is not an empty folder; photos are never written " \
                              "over, give a new output folder"
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_photo_that_cannot_be_placed_is_a_clear_error(copy: bool, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link refused for another reason than the file system (no permission) or a full disk while copying is
+    one error naming the photo and the target, not a traceback; the source is left as it was."""
+    import errno
+    import shutil
+
+    from cosplace_xs.data import photo_import
+    from cosplace_xs.errors import RunFolderError
+
+    source, target = write_image(tmp_path / "a.jpg"), tmp_path / "out" / "b.jpg"
+    target.parent.mkdir()
+    before = source.read_bytes()
+    monkeypatch.setattr(photo_import.os, "link", _raising(errno.EACCES, "Permission denied"))
+    monkeypatch.setattr(shutil, "copyfileobj", _raising(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(RunFolderError) as caught:
+        photo_import.place_file(source, target, copy=copy)
+    why = "No space left on device" if copy else "Permission denied"
+    how = "copied" if copy else "linked"
+    assert str(caught.value).startswith(f"{source} could not be {how} to {target} ({why}); the photos placed so far")
+    assert source.read_bytes() == before and not target.exists()
+
+
+def _raising(number: int, text: str):
+    def fail(*args: object) -> None:
+        raise OSError(number, text)
+
+    return fail

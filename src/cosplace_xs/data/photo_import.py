@@ -184,16 +184,23 @@ def dataset_name(photo: Placed, taken: set[str]) -> str:
 
 def place_file(source: Path, target: Path, copy: bool) -> bool:
     """Link (or copy) `source` to `target`, never changing `source`; True when a link had to become a copy."""
-    if not copy:
-        try:
-            os.link(source, target)
-            return False
-        except OSError as error:
-            if error.errno not in LINK_IMPOSSIBLE:
-                raise
-    with source.open("rb") as reader, replacing(target, "wb") as writer:
-        shutil.copyfileobj(reader, writer)
-    shutil.copystat(source, target)
+    how = "copied" if copy else "linked"
+    try:
+        if not copy:
+            try:
+                os.link(source, target)
+                return False
+            except OSError as error:
+                if error.errno not in LINK_IMPOSSIBLE:
+                    raise
+            how = "copied (a hard link was impossible)"
+        with source.open("rb") as reader, replacing(target, "wb") as writer:
+            shutil.copyfileobj(reader, writer)
+        shutil.copystat(source, target)
+    except OSError as error:  # no permission, a full disk, a source gone meanwhile: the sources stay untouched
+        raise RunFolderError(f"{display_name(source)} could not be {how} to {target} ({error.strerror}); the "
+                             "photos placed so far stay where they are: free space or fix the permissions, then "
+                             "import again into a new, empty folder") from None
     return not copy
 
 
