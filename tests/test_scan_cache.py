@@ -64,3 +64,26 @@ def test_files_with_a_problem_are_checked_at_every_start(images: list[Path], sca
     assert _check(images).num_errors == 1
     assert _check(images).num_errors == 1
     assert scans == [3, 3]
+
+
+def test_the_check_runs_without_deterministic_algorithms_and_restores_them(images: list[Path],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU run turns them on before the check; its forked workers inherited them and hung on 224 px images."""
+    import torch
+
+    seen: list[bool] = []
+
+    def recording(paths: list[Path], **options: object) -> object:
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return scan_images(paths, **options)
+
+    monkeypatch.setattr(setup, "scan_images", recording)
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        _check(images)
+        assert seen == [False]
+        assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) \
+            == (True, True)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])

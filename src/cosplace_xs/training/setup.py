@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +153,20 @@ def _checked_split(train_dir: Path, config: RunConfig, images: list[Path]) -> Tr
     return split
 
 
+@contextlib.contextmanager
+def _nondeterministic() -> Iterator[None]:
+    """torch's deterministic algorithms off inside: the image check's worker processes inherit the setting, and
+    under it they decoded 224-pixel images 10 times slower, and hung once the model had been built (the
+    synthetic city's `train` never reached its first batch)."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def checked_images(paths: list[Path], desc: str, progress: bool, max_pixels: int,
                    require_heading: bool = False) -> ScanReport:
     """`scan_images`' report of `paths`, or an empty one when the same files were checked without any problem
@@ -159,8 +175,9 @@ def checked_images(paths: list[Path], desc: str, progress: bool, max_pixels: int
     if scan_cache.known_clean(key):
         log.info("%s: %d images unchanged since a check found no problem; not decoded again", desc, len(paths))
         return ScanReport(scanned=len(paths))
-    report = scan_images(paths, require_heading=require_heading, progress=progress, desc=desc,
-                         max_pixels=max_pixels)
+    with _nondeterministic():
+        report = scan_images(paths, require_heading=require_heading, progress=progress, desc=desc,
+                             max_pixels=max_pixels)
     if not any(report.counts().values()):
         scan_cache.remember_clean(key)
     return report
