@@ -364,6 +364,36 @@ class ApproximateConfig(OptionGroup):
     seed: int = option(0, "seed of the training sample", low=0, command_line=False)
 
 
+# local-feature matchers of the re-ranking, evaluation.matchers.MATCHERS' keys: OpenCV's (no weights) first
+RERANK_METHODS = ("sift", "orb", "loftr", "disk_lightglue")
+RERANK_GEOMETRIES = ("homography", "fundamental")
+
+
+@dataclass
+class RerankConfig(OptionGroup):
+    """Re-ranking the top K of the global search by geometric verification: local features of the query and of
+    each candidate matched (Lowe's ratio test), and the inliers of a RANSAC homography or fundamental matrix as
+    the candidate's score (evaluation/rerank.py)."""
+
+    GROUP: ClassVar[str] = "rerank"
+
+    k: int | None = option(None, "re-order the top K candidates of the global search by their inliers",
+                           flag="--rerank", metavar="K", low=1, default_text="no re-ranking")
+    method: str = option("sift", "local features: sift or orb (OpenCV, no weights), loftr or disk_lightglue "
+                         "(kornia, with its downloaded weights)", flag="--rerank-method", choices=RERANK_METHODS)
+    geometry: str = option("homography", "model fitted by RANSAC: homography (a plane: facades) or fundamental "
+                           "(any static scene, needs 8 matches)", flag="--rerank-geometry", choices=RERANK_GEOMETRIES)
+    ransac_threshold: float = option(4.0, "largest reprojection error of an inlier, in pixels at the matching size",
+                                     flag="--rerank-ransac-threshold", metavar="PIXELS", low=0, low_open=True,
+                                     allowed="> 0 pixels")
+    max_features: int = option(1000, "local features kept per image (the strongest)", flag="--rerank-max-features",
+                               low=8)
+    image_size: int = image_size_option(512, "longer side of the images as matched, in pixels",
+                                        flag="--rerank-image-size")
+    workers: int | None = option(None, "threads matching candidates in parallel (OpenCV releases the GIL)",
+                                 flag="--rerank-workers", low=1, high=256, default_text="the CPU count, at most 8")
+
+
 PCA_FIT_SETS = ("database", "train")
 
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -32,6 +32,9 @@ from cosplace_xs.evaluation.model_loading import place_model, read_trained_model
 from cosplace_xs.evaluation.retrieval import approximate_knn, knn
 from cosplace_xs.options import flag_of
 
+if TYPE_CHECKING:  # OpenCV is imported only where re-ranking runs
+    from cosplace_xs.evaluation.rerank import Reranker
+
 log = logging.getLogger(__name__)
 
 STORE_SUFFIXES = (".npy", ".json")
@@ -47,6 +50,7 @@ class Match:
     utm: tuple[float, float]
     latlon: tuple[float, float] | None
     error_m: float | None  # metres from the query's true position, when it is known
+    inliers: int | None = None  # of the geometric verification, when re-ranking verified this match
 
 
 @dataclass(frozen=True)
@@ -130,13 +134,14 @@ def find_in_database(photos: Sequence[Path], database: DescriptorStore) -> list[
 
 
 def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database: DescriptorStore, scale: float,
-                radius: float, in_database: Path | None) -> Prediction:
+                radius: float, in_database: Path | None, inliers: np.ndarray | None = None) -> Prediction:
     truth = true_position(query)
     positions = database.utm[indices]
     errors = [None] * len(indices) if truth is None else np.hypot(*(positions - np.array(truth[0])).T).tolist()
     matches = tuple(
         Match(rank + 1, database.paths[index], float(np.sqrt(max(float(d), 0.0))),
-              (float(positions[rank, 0]), float(positions[rank, 1])), _latlon(database.latlon[index]), errors[rank])
+              (float(positions[rank, 0]), float(positions[rank, 1])), _latlon(database.latlon[index]), errors[rank],
+              None if inliers is None or inliers[rank] < 0 else int(inliers[rank]))
         for rank, (d, index) in enumerate(zip(squared, indices, strict=True)))
     best = matches[0]
     return Prediction(query, best.utm, best.latlon, confidence(squared, positions, scale, radius), matches,
@@ -146,18 +151,20 @@ def _prediction(query: Path, squared: np.ndarray, indices: np.ndarray, database:
 
 def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorStore, k: int, inference: Inference,
             cosface_scale: float = 30.0, radius: float = POSITIVE_DIST_THRESHOLD,
-            approximate: ApproximateConfig | None = None) -> list[Prediction]:
+            approximate: ApproximateConfig | None = None, reranker: Reranker | None = None) -> list[Prediction]:
     """Geolocate each photo by its k nearest database descriptors (exact L2 search, or through the IVF or HNSW
-    index of `approximate`, whose missing neighbours are left out).
+    index of `approximate`, whose missing neighbours are left out). With `reranker`, the top K are re-ordered by
+    geometric verification before the first k are kept, and each verified match has its inliers.
 
     Photos are read at the database's image size (its signature), so that both sides are comparable;
     `radius` (metres) is the agreement radius of `confidence`, the positive threshold of docs/architecture.md.
     """
     queries = extract_descriptors(model, image_paths, inference.at_size(database.signature.image_size), "photos")
+    search_k = k if reranker is None else max(k, reranker.k)
     if approximate is None:
-        squared, indices = knn(database.descriptors, queries, k)
+        squared, indices = knn(database.descriptors, queries, search_k)
     else:
-        squared, indices = approximate_knn(database.descriptors, queries, k, approximate)
+        squared, indices = approximate_knn(database.descriptors, queries, search_k, approximate)
         if (indices[:, 0] < 0).any():  # neighbours are sorted: a row without its first has none
             photo = image_paths[int(np.flatnonzero(indices[:, 0] < 0)[0])]
             raise ConfigError(f"the {approximate.kind} index found no database image for photo {photo}: raise "
@@ -168,9 +175,14 @@ def predict(model: nn.Module, image_paths: Sequence[Path], database: DescriptorS
         if same is not None:
             log.warning("photo %s is itself in the database (as %s): its match at distance 0 says nothing of the model",
                         display_name(Path(photo).name), display_name(same))
+    inliers = np.full(indices.shape, -1)
+    if reranker is not None:
+        reranked = reranker(image_paths, database.paths, indices)
+        squared, indices, inliers = reranked.apply(squared), reranked.apply(indices), reranked.inliers
+    squared, indices, inliers = squared[:, :k], indices[:, :k], inliers[:, :k]
     found = indices >= 0
     return [_prediction(Path(query), squared[row][found[row]], indices[row][found[row]], database, cosface_scale,
-                        radius, in_database[row])
+                        radius, in_database[row], inliers[row][found[row]])
             for row, query in enumerate(image_paths)]
 
 

@@ -30,9 +30,9 @@ from cosplace_xs.cli.inference_options import (
     scoring_given,
 )
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
-from cosplace_xs.config import STORE_DTYPES, ApproximateConfig, EvalConfig
+from cosplace_xs.config import STORE_DTYPES, ApproximateConfig, EvalConfig, RerankConfig
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.options import COMMAND_LINE
+from cosplace_xs.options import COMMAND_LINE, flag_of
 
 if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
     import numpy as np
@@ -43,8 +43,10 @@ if TYPE_CHECKING:  # the library is imported where it runs, so that --help answe
     from cosplace_xs.evaluation.descriptor_store import ModelSignature
     from cosplace_xs.evaluation.evaluate import EvalResult
     from cosplace_xs.evaluation.inference import Inference
+    from cosplace_xs.evaluation.rerank import Reranker
 
 APPROXIMATE = "approximate_"
+RERANK = "rerank_"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -68,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store-dtype", choices=STORE_DTYPES, default="float16",
                         help="precision of saved descriptors (default: float16, half the disk)")
     add_group_arguments(parser.add_argument_group("approximate search"), ApproximateConfig, APPROXIMATE)
+    add_group_arguments(parser.add_argument_group("re-ranking by geometric verification"), RerankConfig, RERANK)
     parser.add_argument("--save-predictions", type=int, default=0, metavar="N",
                         help="pictures of N queries per test set (hits and misses) with their top 5")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -120,11 +123,24 @@ def _row(result: EvalResult, store_seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {"test_set": result.test_set}
     row.update({f"R@{n}": round(r, 2) for n, r in result.recalls.items()})
     row.update({f"approx_R@{n}": round(r, 2) for n, r in (result.approximate_recalls or {}).items()})
+    row.update({f"rerank_R@{n}": round(r, 2) for n, r in (result.rerank_recalls or {}).items()})
+    if result.rerank_recalls is not None:
+        row["rerank_s_per_query"] = round(result.rerank_seconds_per_query, 3)
     row.update({"database": result.num_database, "queries": result.num_queries,
                 "queries_without_positives": result.queries_without_positives,
                 "seconds": round(result.seconds + store_seconds, 1), "test_method": result.test_method,
                 "query_seconds": round(result.query_seconds, 2)})
     return row
+
+
+def _reranker(rerank: RerankConfig, max_pixels: int, progress: bool) -> Reranker | None:
+    """The re-ranking --rerank asks for, its matcher built now: a learned one that cannot load fails before any
+    descriptor is extracted."""
+    if rerank.k is None:
+        return None
+    from cosplace_xs.evaluation.rerank import Reranker
+
+    return Reranker(rerank, max_pixels, progress)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -152,7 +168,7 @@ def _write_results(out: Path, stamp: str, rows: list[dict[str, Any]], settings: 
 def run(args: argparse.Namespace) -> int:
     from cosplace_xs.data.test_set import read_test_set
     from cosplace_xs.evaluation.descriptor_store import ModelSignature
-    from cosplace_xs.evaluation.evaluate import evaluate_model
+    from cosplace_xs.evaluation.evaluate import evaluate_model, rerank_result
     from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
     from cosplace_xs.evaluation.model_loading import place_model
     from cosplace_xs.evaluation.recall import first_hit_ranks
@@ -161,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
 
     options, given = inference_options(args), scoring_given(args)
     approximate = ApproximateConfig.build(given_values(args, APPROXIMATE), COMMAND_LINE)
+    rerank = RerankConfig.build(given_values(args, RERANK), COMMAND_LINE)
+    reranker = _reranker(rerank, options.max_image_pixels, not args.no_progress)
     if args.save_predictions < 0:
         raise ConfigError(f"option --save-predictions={args.save_predictions} is out of range: >= 0")
     checkpoint = model_file(args)
@@ -171,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     eval_config = scoring_options(config, given)
+    if rerank.k is not None and rerank.k > max(eval_config.recall_values):
+        raise ConfigError(f"option {flag_of(RerankConfig, 'k')}={rerank.k} re-ranks more candidates than the search "
+                          f"returns, the largest N of Recall@N ({max(eval_config.recall_values)}): give at most that, "
+                          f"or add {rerank.k} to --recall-values")
     test_set_paths = _test_set_paths(args, eval_config.queries_folder)
     test_sets = [read_test_set(paths, eval_config.positive_dist_threshold) for paths in test_set_paths]
     signature = (ModelSignature.of(model, config.model, inference.image_size)
@@ -183,17 +205,21 @@ def run(args: argparse.Namespace) -> int:
         store_seconds = time.perf_counter() - start  # extracting into (or opening) a store, outside evaluate_model
         result = evaluate_model(model, test_set, eval_config, inference, database,
                                 approximate if approximate.kind is not None else None)
+        if reranker is not None:
+            result = rerank_result(result, test_set, reranker, eval_config.recall_values)
         rows.append(_row(result, store_seconds))
         if args.save_predictions:
             folder = out / f"eval-{stamp}-pictures" / test_set.name.replace("/", "_")
-            ranks = first_hit_ranks(result.predictions, test_set.positives)
-            written = save_eval_pictures(test_set, result.predictions, ranks, folder, args.save_predictions)
+            shown = result.predictions if result.rerank_predictions is None else result.rerank_predictions
+            ranks = first_hit_ranks(shown, test_set.positives)
+            written = save_eval_pictures(test_set, shown, ranks, folder, args.save_predictions)
             print(f"{test_set.name}: pictures of {len(written)} queries in {folder}")
     size = str(NATIVE) if inference.image_size is NATIVE else inference.image_size
     settings = {"checkpoint": str(checkpoint), "image_size": size,
                 "precision": inference.precision, "device": str(inference.device),
                 "positive_dist_threshold": eval_config.positive_dist_threshold,
-                "approximate": None if approximate.kind is None else dataclasses.asdict(approximate)}
+                "approximate": None if approximate.kind is None else dataclasses.asdict(approximate),
+                "rerank": None if rerank.k is None else dataclasses.asdict(rerank)}
     print(format_table(rows))
     json_path, csv_path = _write_results(out, stamp, rows, settings)
     print(f"results: {json_path} and {csv_path}")

@@ -23,7 +23,7 @@ from cosplace_xs.cli.inference_options import (
     scoring_given,
 )
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
-from cosplace_xs.config import ApproximateConfig
+from cosplace_xs.config import ApproximateConfig, RerankConfig
 from cosplace_xs.data.names import display_name
 from cosplace_xs.errors import BadImageError, ConfigError
 from cosplace_xs.options import COMMAND_LINE
@@ -31,9 +31,10 @@ from cosplace_xs.options import COMMAND_LINE
 if TYPE_CHECKING:  # the library is imported where it runs, so that --help answers without torch
     import numpy as np
 
-    from cosplace_xs.predict import Prediction
+    from cosplace_xs.predict import Match, Prediction
 
 APPROXIMATE = "approximate_"
+RERANK = "rerank_"
 NAME_WIDTH = 48  # dataset-format names run past 100 characters: the table shows both ends
 
 
@@ -52,6 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="output folder (default: ./predict-<date-time>)")
     add_inference_arguments(parser, scoring=("positive_dist_threshold",))
     add_group_arguments(parser.add_argument_group("approximate search"), ApproximateConfig, APPROXIMATE)
+    add_group_arguments(parser.add_argument_group("re-ranking by geometric verification"), RerankConfig, RERANK)
     parser.set_defaults(run=run)
 
 
@@ -83,14 +85,24 @@ def _short(name: str, width: int = NAME_WIDTH) -> str:
 
 
 def format_predictions(predictions: list[Prediction]) -> str:
-    """One line per photo: predicted lat/lon, confidence, best descriptor distance, error when known."""
+    """One line per photo: predicted lat/lon, confidence, best descriptor distance, error when known, and the
+    best match's inliers when re-ranked."""
     width = max(len("photo"), *(len(_short(display_name(p.query.name))) for p in predictions))
-    lines = [f"{'photo':<{width}}  {'lat':>10}  {'lon':>11}  {'confidence':>10}  {'distance':>8}  {'error m':>8}"]
+    reranked = any(p.matches[0].inliers is not None for p in predictions)
+    lines = [f"{'photo':<{width}}  {'lat':>10}  {'lon':>11}  {'confidence':>10}  {'distance':>8}  {'error m':>8}"
+             + (f"  {'inliers':>7}" if reranked else "")]
     for p in predictions:
         lat, lon = p.latlon if p.latlon is not None else (None, None)
+        inliers = f"  {_number(p.matches[0].inliers, 0):>7}" if reranked else ""
         lines.append(f"{_short(display_name(p.query.name)):<{width}}  {_number(lat, 6):>10}  {_number(lon, 6):>11}  "
-                     f"{p.confidence:>10.2f}  {p.matches[0].descriptor_distance:>8.3f}  {_number(p.error_m, 1):>8}")
+                     f"{p.confidence:>10.2f}  {p.matches[0].descriptor_distance:>8.3f}  {_number(p.error_m, 1):>8}"
+                     f"{inliers}")
     return "\n".join(lines)
+
+
+def _inliers(match: Match) -> str:
+    """`, 57 inliers` for a match the re-ranking verified, else nothing."""
+    return "" if match.inliers is None else f", {match.inliers} inliers"
 
 
 def _maps(prediction: Prediction, database_utm: np.ndarray, stem: Path) -> None:
@@ -98,7 +110,7 @@ def _maps(prediction: Prediction, database_utm: np.ndarray, stem: Path) -> None:
     from cosplace_xs.visualize.metre_map import save_metre_map
     from cosplace_xs.visualize.result_map import save_result_map
 
-    labels = [f"#{m.rank} descriptor distance {m.descriptor_distance:.3f}"
+    labels = [f"#{m.rank} descriptor distance {m.descriptor_distance:.3f}{_inliers(m)}"
               + ("" if m.error_m is None else f", {m.error_m:.0f} m from the true position")
               for m in prediction.matches]
     title = display_name(prediction.query.name)
@@ -125,7 +137,8 @@ def picture_notes(prediction: Prediction) -> dict[str, object]:
     lies from the prediction (so a photo without a geotag still shows where each match is)."""
     east, north = prediction.utm
     return {"query_note": f"confidence {prediction.confidence:.2f}",
-            "match_notes": [f"d {m.descriptor_distance:.3f}, {m.utm[0] - east:+.0f} E {m.utm[1] - north:+.0f} N m"
+            "match_notes": [f"d {m.descriptor_distance:.3f}{_inliers(m)}, {m.utm[0] - east:+.0f} E "
+                            f"{m.utm[1] - north:+.0f} N m"
                             for m in prediction.matches]}
 
 
@@ -149,16 +162,22 @@ def run(args: argparse.Namespace) -> int:
 
     options, given = inference_options(args), scoring_given(args)
     approximate = ApproximateConfig.build(given_values(args, APPROXIMATE), COMMAND_LINE)
+    rerank = RerankConfig.build(given_values(args, RERANK), COMMAND_LINE)
     if args.k < 1:
         raise ConfigError(f"option --k={args.k} is out of range: >= 1")
     photos = photo_paths(args.images)
+    reranker = None
+    if rerank.k is not None:  # its matcher built before the model runs: a learned one may be missing
+        from cosplace_xs.evaluation.rerank import Reranker
+
+        reranker = Reranker(rerank, options.max_image_pixels, not args.no_progress)
     model, config = read_model(args)
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     radius = scoring_options(config, given).positive_dist_threshold
     database = open_database(args.database, model, config, inference)
     predictions = predict(model, photos, database, args.k, inference, cosface_scale=config.loss.scale, radius=radius,
-                          approximate=approximate if approximate.kind is not None else None)
+                          approximate=approximate if approximate.kind is not None else None, reranker=reranker)
     out = args.out or Path(f"predict-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     print(format_predictions(predictions))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -17,6 +19,9 @@ from cosplace_xs.evaluation.inference import Inference
 from cosplace_xs.evaluation.recall import recall_at_n
 from cosplace_xs.evaluation.retrieval import approximate_knn, knn
 from cosplace_xs.evaluation.test_methods import query_reading, rank
+
+if TYPE_CHECKING:  # OpenCV is imported only where re-ranking runs
+    from cosplace_xs.evaluation.rerank import Reranker
 
 
 @dataclass
@@ -35,6 +40,9 @@ class EvalResult:
     approximate_recalls: dict[int, float] | None = None
     test_method: str = "hard_resize"
     query_seconds: float = 0.0  # the queries' extraction and search, which the test method changes
+    rerank_recalls: dict[int, float] | None = None  # after re-ranking (see `rerank_result`)
+    rerank_predictions: np.ndarray | None = None  # (num_queries, k), re-ranked
+    rerank_seconds_per_query: float = 0.0
 
 
 def _check_sizes(test_set: TestSet, database_descriptors: np.ndarray | None) -> None:
@@ -80,3 +88,12 @@ def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, infe
     return EvalResult(test_set.name, recalls, test_set.num_database, test_set.num_queries,
                       test_set.queries_without_positives, time.perf_counter() - start, predictions, distances,
                       approximate_recalls, method, query_seconds)
+
+
+def rerank_result(result: EvalResult, test_set: TestSet, reranker: Reranker,
+                  recall_values: tuple[int, ...]) -> EvalResult:
+    """`result` with its predictions' top K re-ranked by geometric verification and their Recall@N."""
+    reranked = reranker(test_set.queries_paths, test_set.database_paths, result.predictions)
+    predictions = reranked.apply(result.predictions)
+    return dataclasses.replace(result, rerank_recalls=recall_at_n(predictions, test_set.positives, recall_values),
+                               rerank_predictions=predictions, rerank_seconds_per_query=reranked.seconds_per_query)
