@@ -364,6 +364,17 @@ class ApproximateConfig(OptionGroup):
     seed: int = option(0, "seed of the training sample", low=0, command_line=False)
 
 
+@dataclass
+class GatherConfig(OptionGroup):
+    """How the descriptors that the processes of `torchrun ... eval` extract come together on rank 0."""
+
+    GROUP: ClassVar[str] = "gather"
+
+    ram_mb: float = option(4096.0, "under torchrun: the descriptors of a database (or of the queries) above this "
+                           "many megabytes reach rank 0 as one file per process in the results folder, not through "
+                           "memory", flag="--gather-ram-mb", metavar="MB", low=0, allowed=">= 0 MB")
+
+
 # local-feature matchers of the re-ranking, evaluation.matchers.MATCHERS' keys: OpenCV's (no weights) first
 RERANK_METHODS = ("sift", "orb", "loftr", "disk_lightglue")
 RERANK_GEOMETRIES = ("homography", "fundamental")

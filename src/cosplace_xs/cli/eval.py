@@ -15,6 +15,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from cosplace_xs.cli.inference_options import (
     scoring_given,
 )
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
-from cosplace_xs.config import STORE_DTYPES, ApproximateConfig, EvalConfig, RerankConfig
+from cosplace_xs.config import STORE_DTYPES, ApproximateConfig, EvalConfig, GatherConfig, RerankConfig
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.options import COMMAND_LINE, flag_of
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # the library is imported where it runs, so that --help answe
     from cosplace_xs.evaluation.rerank import Reranker
 
 APPROXIMATE = "approximate_"
+GATHER = "gather_"
 RERANK = "rerank_"
 
 
@@ -70,6 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store-dtype", choices=STORE_DTYPES, default="float16",
                         help="precision of saved descriptors (default: float16, half the disk)")
     add_group_arguments(parser.add_argument_group("approximate search"), ApproximateConfig, APPROXIMATE)
+    add_group_arguments(parser.add_argument_group("several processes (torchrun)"), GatherConfig, GATHER)
     add_group_arguments(parser.add_argument_group("re-ranking by geometric verification"), RerankConfig, RERANK)
     parser.add_argument("--save-predictions", type=int, default=0, metavar="N",
                         help="pictures of N queries per test set (hits and misses) with their top 5")
@@ -172,11 +175,14 @@ def run(args: argparse.Namespace) -> int:
     from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
     from cosplace_xs.evaluation.model_loading import place_model
     from cosplace_xs.evaluation.recall import first_hit_ranks
+    from cosplace_xs.evaluation.sharded_extraction import ShardedExtraction, evaluate_sharded
+    from cosplace_xs.training.distributed import init_distributed, shutdown
     from cosplace_xs.training.run_files import require_writable
     from cosplace_xs.visualize.predictions import save_eval_pictures
 
     options, given = inference_options(args), scoring_given(args)
     approximate = ApproximateConfig.build(given_values(args, APPROXIMATE), COMMAND_LINE)
+    gather = GatherConfig.build(given_values(args, GATHER), COMMAND_LINE)
     rerank = RerankConfig.build(given_values(args, RERANK), COMMAND_LINE)
     reranker = _reranker(rerank, options.max_image_pixels, not args.no_progress)
     if args.save_predictions < 0:
@@ -186,6 +192,13 @@ def run(args: argparse.Namespace) -> int:
     # before any descriptor is extracted: a folder the results cannot go to would waste the whole evaluation
     require_writable(out, "--out" if args.out else "--out (default: the checkpoint's folder)")
     model, config = read_model(args)
+    context, device = init_distributed(options.device)  # under torchrun: this rank's share of the extraction
+    if not context.is_main:  # rank 0 reports; the others only warn
+        logging.getLogger().setLevel(logging.WARNING)
+    if context.enabled and args.save_descriptors is not None:
+        raise ConfigError("option --save-descriptors is not available under torchrun yet: save the descriptors "
+                          "with a one-process eval, then pass them to torchrun's eval with --descriptors")
+    options = dataclasses.replace(options, device=device)
     inference = Inference.resolve(options, eval_image_size(config, options), progress=not args.no_progress)
     model = place_model(model, config, inference.device, options.compile)
     eval_config = scoring_options(config, given)
@@ -203,8 +216,15 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         database = _database_descriptors(args, paths, test_set, model, signature, inference)
         store_seconds = time.perf_counter() - start  # extracting into (or opening) a store, outside evaluate_model
-        result = evaluate_model(model, test_set, eval_config, inference, database,
-                                approximate if approximate.kind is not None else None)
+        if context.enabled:
+            with ShardedExtraction(context.rank, context.world_size, out, gather.ram_mb * 2**20) as extraction:
+                result = evaluate_sharded(model, test_set, eval_config, inference, extraction, database,
+                                          approximate if approximate.kind is not None else None)
+        else:
+            result = evaluate_model(model, test_set, eval_config, inference, database,
+                                    approximate if approximate.kind is not None else None)
+        if result is None:  # a rank other than 0: its shard of the descriptors went to rank 0, which scores
+            continue
         if reranker is not None:
             result = rerank_result(result, test_set, reranker, eval_config.recall_values)
         rows.append(_row(result, store_seconds))
@@ -214,6 +234,9 @@ def run(args: argparse.Namespace) -> int:
             ranks = first_hit_ranks(shown, test_set.positives)
             written = save_eval_pictures(test_set, shown, ranks, folder, args.save_predictions)
             print(f"{test_set.name}: pictures of {len(written)} queries in {folder}")
+    shutdown(context)
+    if not context.is_main:
+        return 0
     size = str(NATIVE) if inference.image_size is NATIVE else inference.image_size
     settings = {"checkpoint": str(checkpoint), "image_size": size,
                 "precision": inference.precision, "device": str(inference.device),

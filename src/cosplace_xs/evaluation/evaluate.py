@@ -58,12 +58,14 @@ def _check_sizes(test_set: TestSet, database_descriptors: np.ndarray | None) -> 
 
 def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, inference: Inference,
                    database_descriptors: np.ndarray | None = None,
-                   approximate: ApproximateConfig | None = None) -> EvalResult:
+                   approximate: ApproximateConfig | None = None,
+                   query_descriptors: np.ndarray | None = None) -> EvalResult:
     """Recall@N (N in `config.recall_values`) of `model` (on `inference.device`; its train/eval mode is
     restored afterwards) on `test_set`.
 
     Database and queries are extracted as `inference` says, unless database descriptors are given (e.g. a
-    memory-mapped store). With `approximate`, the same queries are also searched through an IVF index and its
+    memory-mapped store); query descriptors given (e.g. extracted by several processes) must be those the test
+    method reads. With `approximate`, the same queries are also searched through an IVF index and its
     Recall@N is reported beside the exact one.
     """
     _check_sizes(test_set, database_descriptors)
@@ -73,9 +75,11 @@ def evaluate_model(model: nn.Module, test_set: TestSet, config: EvalConfig, infe
                                                    f"{test_set.name} database")
     query_start = time.perf_counter()
     method, weight = config.test_method, config.majority_weight
-    query_inference, views = query_reading(method, inference)
-    queries = extract_descriptors(model, test_set.queries_paths, query_inference, f"{test_set.name} queries",
-                                  views=views)
+    queries = query_descriptors
+    if queries is None:
+        query_inference, views = query_reading(method, inference)
+        queries = extract_descriptors(model, test_set.queries_paths, query_inference, f"{test_set.name} queries",
+                                      views=views)
     k = max(config.recall_values)
     distances, predictions = rank(queries, partial(knn, database_descriptors), k, method, weight)
     query_seconds = time.perf_counter() - query_start
