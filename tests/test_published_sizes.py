@@ -27,6 +27,15 @@ def test_a_test_set_folder_is_known_by_the_names_in_its_path(folder: str, name: 
     assert (known.name if known else None) == name
 
 
+def test_the_tokyo_xs_of_a_synthetic_city_is_not_taken_for_the_real_one(tmp_path: Path) -> None:
+    """A city `synth` wrote keeps its small stand-in for Tokyo-XS under tokyo_xs/test: no truncated download."""
+    test_dir = tmp_path / "city" / "tokyo_xs" / "test"
+    test_dir.mkdir(parents=True)
+    assert published_set(test_dir).name == "Tokyo-XS test"
+    (tmp_path / "city" / "city.json").write_text("{}")
+    assert published_set(test_dir) is None
+
+
 def test_the_published_sizes_are_those_of_the_papers() -> None:
     assert {known.name: (known.queries, known.database) for known in PUBLISHED_SETS} == {
         "SF-XS test": (1_000, 27_191), "Tokyo-XS test": (315, 12_771), "Pitts30k test": (6_816, 10_000),

@@ -102,7 +102,7 @@ REFUSED_CHANGES = {
                                           "(train.batch_size: 4 in the run, 2 now)"),
     "image size": (["--image-size", "48"], "train.image_size: 32 in the run, 48 now"),
     "seed": (["--seed", "7"], "train.seed: 0 in the run, 7 now"),
-    "CosFace margin": (["--margin", "0.3"], "loss.m: None in the run, 0.3 now"),
+    "CosFace margin": (["--margin", "0.3"], "loss.m: 0.4 in the run, 0.3 now"),
     "loss": (["--loss", "arcface"], "loss.loss: 'cosface' in the run, 'arcface' now"),
     "augmentation and descriptor size together": (
         ["--no-augmentation", "--fc-output-dim", "16"],

@@ -36,8 +36,19 @@ def _plain(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def _in_synthetic_city(test_set_dir: Path) -> bool:
+    """Whether a folder above `test_set_dir` holds the manifest of a synthetic city, whose `tokyo_xs/` is its
+    own small stand-in for Tokyo-XS, not a download of it."""
+    from cosplace_xs.synthetic.city import MANIFEST  # here: the renderer is not needed to read a dataset
+
+    return any((folder / MANIFEST).is_file() for folder in Path(test_set_dir).absolute().parents)
+
+
 def published_set(test_set_dir: Path) -> PublishedSet | None:
-    """The well-known set whose database and queries `test_set_dir` holds, judged by its path, or None."""
+    """The well-known set whose database and queries `test_set_dir` holds, judged by its path, or None (also
+    inside a synthetic city)."""
+    if _in_synthetic_city(test_set_dir):
+        return None
     folders = [_plain(part) for part in Path(test_set_dir).absolute().parts[:-1]]
     for known in PUBLISHED_SETS:
         if test_set_dir.name == known.split and any(known.dataset in folder for folder in folders):

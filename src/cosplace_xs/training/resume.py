@@ -44,7 +44,10 @@ RESUME_CHANGES: dict[str, str] = {
 
 
 def _flat(config: RunConfig) -> dict[str, Any]:
-    return {f"{group}.{key}": value for group, values in config.to_dict().items() for key, value in values.items()}
+    flat = {f"{group}.{key}": value for group, values in config.to_dict().items() for key, value in values.items()}
+    # an unset scale or margin is the loss's own: compared as the value it trains with
+    flat.update({"loss.s": config.loss.scale, "loss.m": config.loss.margin})
+    return flat
 
 
 def absolute_dataset(config: RunConfig) -> RunConfig:
