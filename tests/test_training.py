@@ -13,6 +13,7 @@ import yaml
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs.cli import main
 from cosplace_xs.config import RunConfig
+from cosplace_xs.device import choose_precision
 from cosplace_xs.errors import ConfigError, TrainingDivergedError
 from cosplace_xs.evaluation.model_loading import load_trained_model
 from cosplace_xs.training import loop
@@ -43,6 +44,11 @@ def config(tiny_city: Path, tmp_path: Path, monkeypatch) -> RunConfig:
     return RunConfig().replace({**TINY, "train.dataset": str(tiny_city)})
 
 
+def _chosen(config: RunConfig) -> str:
+    """The precision a CPU run of `config` trains in (and records)."""
+    return choose_precision(config.train.precision, torch.device("cpu"))[0]
+
+
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return ckpt.read_checkpoint(run_dir / ckpt.LAST)["model"]
 
@@ -59,7 +65,8 @@ def test_run_writes_every_file_and_walks_the_groups(config: RunConfig, tmp_path:
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert all(0 <= float(r["val_R@1"]) <= 100 for r in rows)
     assert result.best_r1 == max(float(r["val_R@1"]) for r in rows)
-    assert RunConfig.load(run_dir / "config.yaml") == config
+    # the run records the precision `auto` chose on this machine, so that its resume trains in it anywhere
+    assert RunConfig.load(run_dir / "config.yaml") == config.replace({"train.precision": _chosen(config)})
     state = ckpt.read_checkpoint(run_dir / ckpt.LAST)
     assert (state["epoch"], state["iteration"]) == (3, 0)
     assert len(state["classifiers"]) == 2
@@ -89,7 +96,7 @@ def test_best_pt_holds_what_evaluation_needs_and_last_pt_what_a_resume_needs(con
     assert best["history"][-1]["epoch"] == best["epoch"]
     for name in (ckpt.BEST, ckpt.LAST):  # eval and predict load either
         model, loaded_config = load_trained_model(run_dir / name, torch.device("cpu"))
-        assert loaded_config == config
+        assert loaded_config == config.replace({"train.precision": _chosen(config)})
         weights = ckpt.read_checkpoint(run_dir / name)["model"]
         assert all(torch.equal(value, weights[key]) for key, value in model.state_dict().items())
 
