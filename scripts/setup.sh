@@ -14,8 +14,8 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-python=$(command -v python3.11 || command -v python3)
-"$python" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "cosplace-xs needs Python 3.11 (its pinned torch 2.14.1 stack is installed for 3.11); found " + sys.version.split()[0] + ": install python3.11 and run this again")'
+python=$(command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+"$python" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else "cosplace-xs needs Python 3.11, 3.12 or 3.13 (the versions its pinned torch 2.14.1 stack is tested on); found " + sys.version.split()[0] + ": install one of them and run this again")'
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 echo "installing cosplace-xs and its pinned dependencies into $venv (torch is large: about a minute)..."
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored" || true

@@ -80,3 +80,28 @@ def test_options_too_large_for_the_city_are_refused_naming_the_option(
     assert "Traceback" not in out + err
     assert "the run stopped before writing anything in it" in out
     assert list(runs.iterdir()) == []
+
+
+def _setup_python_check() -> str:
+    """The Python code scripts/setup.sh runs to check the interpreter's version."""
+    setup = (Path(__file__).parents[1] / "scripts" / "setup.sh").read_text()
+    line = next(line for line in setup.splitlines() if line.startswith('"$python" -c '))
+    return line.split("'")[1]
+
+
+@pytest.mark.parametrize(("version", "refused"), [((3, 10, 14), True), ((3, 11, 7), False), ((3, 12, 1), False),
+                                                  ((3, 13, 0), False), ((3, 14, 0), True)],
+                         ids=["3.10", "3.11", "3.12", "3.13", "3.14"])
+def test_setup_takes_python_3_11_to_3_13_and_names_them_otherwise(version: tuple[int, int, int],
+                                                                    refused: bool) -> None:
+    """Set-up refuses another Python with one sentence naming the versions to install (before: a bare
+    AssertionError on 3.12)."""
+    text = ".".join(map(str, version))
+    fake = f"import sys; sys.version_info = {version}; sys.version = '{text} (fake)'\n"
+    done = subprocess.run([sys.executable, "-c", fake + _setup_python_check()], capture_output=True, text=True)
+    if refused:
+        assert (done.returncode, done.stderr) == (1, "cosplace-xs needs Python 3.11, 3.12 or 3.13 (the versions its "
+                                                     f"pinned torch 2.14.1 stack is tested on); found {text}: install "
+                                                     "one of them and run this again\n")
+    else:
+        assert (done.returncode, done.stderr) == (0, "")
