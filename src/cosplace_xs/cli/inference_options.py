@@ -50,11 +50,16 @@ def scoring_given(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(checked, name) for name in given}
 
 
+def add_checkpoint_argument(parser: argparse._ActionsContainer, required: bool = False) -> None:
+    """--checkpoint: a checkpoint file or a run folder, as every command that reads a trained model names it."""
+    parser.add_argument("--checkpoint", type=Path, required=required, metavar="CKPT_OR_RUN_DIR",
+                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--checkpoint or --weights: one of them names the model."""
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, metavar="CKPT_OR_RUN_DIR",
-                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    add_checkpoint_argument(source)
     source.add_argument("--weights", type=Path, metavar="FILE",
                         help="a state dict of the official CosPlace or EigenPlaces network, as their train.py saves "
                              "it or their torch.hub releases hold it (e.g. ResNet18_512_cosplace.pth); backbone and "

@@ -16,7 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
+from cosplace_xs.cli.inference_options import (
+    add_checkpoint_argument,
+    add_inference_arguments,
+    inference_options,
+    scoring_given,
+)
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
 from cosplace_xs.config import PCAConfig
 from cosplace_xs.options import COMMAND_LINE
@@ -27,8 +32,7 @@ PCA = "pca_"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("pca", help="reduce a checkpoint's descriptors to K dimensions (R@N against K)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT_OR_RUN_DIR",
-                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    add_checkpoint_argument(parser, required=True)
     parser.add_argument("--dataset", type=Path, required=True, metavar="DIR",
                         help="a dataset root holding test/ (and train/ for --fit-on train), or a test set folder")
     add_group_arguments(parser.add_argument_group("PCA"), PCAConfig, PCA)

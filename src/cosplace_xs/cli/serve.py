@@ -13,7 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosplace_xs.cli.inference_options import add_inference_arguments, inference_options, scoring_given
+from cosplace_xs.cli.inference_options import (
+    add_checkpoint_argument,
+    add_inference_arguments,
+    inference_options,
+    scoring_given,
+)
 from cosplace_xs.cli.option_flags import add_group_arguments, given_values
 from cosplace_xs.config import RECALL_VALUES, ServeConfig
 from cosplace_xs.errors import ConfigError
@@ -25,8 +30,7 @@ SERVE = "serve_"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="a local web page: drop photos, see where they were taken",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT_OR_RUN_DIR",
-                        help="a checkpoint file, or a run folder (its best.pt, else last.pt)")
+    add_checkpoint_argument(parser, required=True)
     parser.add_argument("--database", type=Path, metavar="DB_DIR_OR_STORE",
                         help="a folder of database images named in the dataset format, or a descriptor store "
                              "(default: the database of --test-set)")
