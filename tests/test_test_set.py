@@ -60,6 +60,25 @@ def test_equal_distances_are_ordered_by_index() -> None:
     assert find_positives(database, np.array([[E0, N0]]), 5.0)[0].tolist() == [0, 1, 2]
 
 
+def test_positives_are_the_official_codes_radius_neighbours() -> None:
+    """The official code's positives: sklearn's NearestNeighbors.radius_neighbors (inclusive), here on random
+    points at UTM scale with queries placed exactly at the threshold and just inside it."""
+    from sklearn.neighbors import NearestNeighbors
+
+    generator = np.random.default_rng(0)
+    origin_utm = np.array([E0, N0])
+    database = np.round(generator.uniform(0, 400, (2000, 2)), 1) + origin_utm
+    queries = np.round(generator.uniform(0, 400, (200, 2)), 1) + origin_utm
+    queries[:40] = database[:40] + np.array([25.0, 0.0])  # exactly 25 m east
+    queries[40:50] = database[40:50] + np.array([15.0, 20.0])  # exactly 25 m: a 3-4-5 triangle
+    origin = database.mean(axis=0)
+    distances, indices = NearestNeighbors().fit(database - origin).radius_neighbors(queries - origin, radius=25.0)
+    expected = [i[np.lexsort((i, d))] for d, i in zip(distances, indices, strict=True)]
+    got = find_positives(database, queries, 25.0)
+    assert [g.tolist() for g in got] == [e.tolist() for e in expected]
+    assert sum(map(len, got)) > 1000 and all(g.dtype == np.int64 for g in got)
+
+
 def test_queries_without_positives_are_logged(test_root: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         load_test_set(test_root / "test")

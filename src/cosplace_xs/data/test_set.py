@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
+from scipy.spatial import KDTree
 
 from cosplace_xs.config import POSITIVE_DIST_THRESHOLD, EvalConfig, TrainConfig
 from cosplace_xs.data.layout import TestSetPaths, find_test_set, list_images
@@ -74,12 +74,19 @@ def read_utm(paths: list[Path], what: str, folder: Path) -> np.ndarray:
 
 
 def find_positives(database_utm: np.ndarray, queries_utm: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
-    """Per query, the database indices within `threshold` metres (inclusive), by distance then index."""
-    # UTM coordinates are ~10^6 m: centring keeps centimetre precision whatever distance algorithm sklearn picks
+    """Per query, the database indices within `threshold` metres (inclusive), by distance then index: the positives
+    of the official code's NearestNeighbors.radius_neighbors, found with a k-d tree."""
+    # UTM coordinates are ~10^6 m: centring keeps centimetre precision in the distances
     origin = database_utm.mean(axis=0)
-    knn = NearestNeighbors().fit(database_utm - origin)
-    distances, indices = knn.radius_neighbors(queries_utm - origin, radius=threshold, return_distance=True)
-    return tuple(i[np.lexsort((i, d))].astype(np.int64) for d, i in zip(distances, indices, strict=True))
+    database, queries = database_utm - origin, queries_utm - origin
+    candidates = KDTree(database).query_ball_point(queries, r=threshold * (1 + 1e-9), return_sorted=True)
+    positives = []
+    for query, found in zip(queries, candidates, strict=True):
+        indices = np.asarray(found, dtype=np.int64)
+        distances = np.sqrt(((database[indices] - query) ** 2).sum(axis=1))
+        keep = distances <= threshold  # the tree's slack above only guards against rounding at the boundary
+        positives.append(indices[keep][np.lexsort((indices[keep], distances[keep]))])
+    return tuple(positives)
 
 
 def require_a_positive(test_set: TestSet, way_out: str) -> None:
@@ -87,8 +94,7 @@ def require_a_positive(test_set: TestSet, way_out: str) -> None:
     if test_set.queries_without_positives < test_set.num_queries:
         return
     origin = test_set.database_utm.mean(axis=0)  # centred, as in find_positives, to keep centimetres at UTM scale
-    nearest = NearestNeighbors(n_neighbors=1).fit(test_set.database_utm - origin).kneighbors(
-        test_set.queries_utm - origin)[0].min()
+    nearest = KDTree(test_set.database_utm - origin).query(test_set.queries_utm - origin)[0].min()
     needed = math.ceil(float(nearest) * 10) / 10
     flag = flag_of(EvalConfig, "positive_dist_threshold")
     raise ConfigError(
