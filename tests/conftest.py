@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -144,21 +147,102 @@ elif kind:
 sys.exit(main(sys.argv[1:]))
 '''
 
+# Each `cosplace_cli` call is a real child process (killed with kill -9, signalled, its exit code read as any
+# other), forked from a zygote: one Python per test worker that imports torch and the library once, then forks a
+# child per call and reports its pid and exit status. A fresh interpreter would spend about 9 of a tiny run's 20
+# seconds importing. The child runs FAULT_RUNNER as __main__ and exits as the interpreter would: threads joined,
+# atexit handlers run, output flushed.
+ZYGOTE = '''
+import atexit
+import json
+import os
+import sys
+import threading
+import traceback
+
+import torch  # noqa: F401  (imported once, before any fork)
+
+import cosplace_xs.checkpoints
+import cosplace_xs.cli
+import cosplace_xs.evaluation.evaluate
+import cosplace_xs.training.loop  # noqa: F401
+
+runner_path = sys.argv[1]
+runner = compile(open(runner_path).read(), runner_path, "exec")
+
+
+def exit_code(exit):
+    if exit.code is None or isinstance(exit.code, int):
+        return exit.code or 0
+    print(exit.code, file=sys.stderr)
+    return 1
+
+
+def child(request):
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    os.environ.update(request["env"])
+    sys.argv = [runner_path, *request["args"]]
+    code = 0
+    try:
+        exec(runner, {"__name__": "__main__", "__file__": runner_path})
+    except SystemExit as exit:
+        code = exit_code(exit)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        child(request)
+    print(json.dumps({"pid": pid}), flush=True)
+    print(json.dumps({"returncode": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), flush=True)
+'''
+
+
 @pytest.fixture(scope="session")
-def cosplace_cli(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+def cosplace_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     """Run `cosplace-xs ARGS` in a child process (one CPU thread, a split cache of its own for the session),
     with `fault="<fault>:<n>"` injected (see FAULT_RUNNER); returns the finished process, output captured."""
     folder = tmp_path_factory.mktemp("cli")
-    runner = folder / "cosplace_xs_with_fault.py"
+    runner, zygote_script = folder / "cosplace_xs_with_fault.py", folder / "zygote.py"
     runner.write_text(FAULT_RUNNER)
+    zygote_script.write_text(ZYGOTE)
+    env = {**os.environ, "COSPLACE_XS_CACHE": str(folder / "cache"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    zygote = subprocess.Popen([sys.executable, str(zygote_script), str(runner)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, bufsize=1)
+    calls = [0]
 
     def run(*args: object, fault: str = "", timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "COSPLACE_XS_TEST_FAULT": fault, "COSPLACE_XS_CACHE": str(folder / "cache"),
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        return subprocess.run([sys.executable, str(runner), *map(str, args)], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        calls[0] += 1
+        stdout, stderr = folder / f"{calls[0]}.out", folder / f"{calls[0]}.err"
+        request = {"args": list(map(str, args)), "env": {"COSPLACE_XS_TEST_FAULT": fault},
+                   "stdout": str(stdout), "stderr": str(stderr)}
+        assert zygote.stdin is not None and zygote.stdout is not None
+        zygote.stdin.write(json.dumps(request) + "\n")
+        pid = json.loads(zygote.stdout.readline())["pid"]
+        if not select.select([zygote.stdout], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            zygote.stdout.readline()
+            raise subprocess.TimeoutExpired(["cosplace-xs", *map(str, args)], timeout)
+        returncode = json.loads(zygote.stdout.readline())["returncode"]
+        return subprocess.CompletedProcess(["cosplace-xs", *map(str, args)], returncode, stdout.read_text(),
+                                           stderr.read_text())
 
-    return run
+    yield run
+    assert zygote.stdin is not None
+    zygote.stdin.close()
+    zygote.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
