@@ -34,7 +34,7 @@ from cosplace_xs.evaluation.descriptor_store import (
     weights_digest,
 )
 from cosplace_xs.evaluation.evaluate import evaluate_model
-from cosplace_xs.evaluation.inference import NATIVE, ImageSize
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, ShorterSide
 
 
 @pytest.fixture
@@ -84,6 +84,10 @@ def test_a_store_of_another_model_or_image_size_is_refused(grid_set: Path, tmp_p
     _, native = _model_and_signature(seed=0, image_size=NATIVE)
     with pytest.raises(CheckpointError, match="image_size=16, but the model now used has native"):
         load_store(tmp_path / "grid.npy", native)
+    _, shorter = _model_and_signature(seed=0, image_size=ShorterSide(16))
+    assert ModelSignature.from_dict(json.loads(json.dumps(shorter.to_dict()))) == shorter
+    with pytest.raises(CheckpointError, match="image_size=16, but the model now used has shorter side 16"):
+        load_store(tmp_path / "grid.npy", shorter)
 
 
 def test_incomplete_or_damaged_stores_are_clear_errors(grid_set: Path, tmp_path: Path) -> None:

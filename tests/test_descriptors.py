@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 from helpers import CPU, IndexNet, on_cpu, unit_rows, write_index_image
+from PIL import Image
 
+from cosplace_xs.data.images import read_image
 from cosplace_xs.errors import BadImageError
 from cosplace_xs.evaluation.descriptors import _loader, extract_descriptors, size_batches
-from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference, ShorterSide
 from cosplace_xs.model.network import GeoLocalizationNet
 
 
@@ -49,6 +52,38 @@ def test_fixed_size_extraction_into_a_float16_memory_map(mixed_sizes: list[Path]
     assert result is out
     assert model.batch_shapes == [(3, 3, 20, 20), (3, 3, 20, 20), (1, 3, 20, 20)]
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), table.astype(np.float16))
+
+
+def test_shorter_side_keeps_the_aspect_and_batches_by_the_size_it_gives(mixed_sizes: list[Path]) -> None:
+    # stored (w x h) 16x16, 24x16, 32x32 -> shorter side 12: 12x12, 18x12, 12x12 (16x16 and 32x32 share a batch)
+    table = unit_rows(np.random.default_rng(2), 7)
+    model = IndexNet(table)
+    np.testing.assert_array_equal(extract_descriptors(model, mixed_sizes, on_cpu(ShorterSide(12), 2)), table)
+    assert sorted(model.batch_shapes) == [(1, 3, 12, 12), (2, 3, 12, 12), (2, 3, 12, 12), (2, 3, 12, 18)]
+    assert size_batches(mixed_sizes, 4, ShorterSide(12)) == [[0, 2, 3, 5], [1, 4], [6]]
+
+
+def test_shorter_side_reading_is_torchvisions_resize_of_an_int(tmp_path: Path) -> None:
+    generator = np.random.default_rng(3)
+    for width, height in ((40, 30), (30, 45), (33, 33)):
+        path = tmp_path / f"{width}x{height}.png"
+        Image.fromarray(generator.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+        stored = read_image(path)
+        expected = TF.resize(stored, 20, antialias=True)  # torchvision: shorter side 20, the longer one truncated
+        assert torch.equal(read_image(path, 20, keep_aspect=True), expected)
+    assert read_image(tmp_path / "40x30.png", 20, keep_aspect=True).shape == (3, 20, 26)  # int(20 * 40 / 30)
+
+
+def test_an_exif_rotated_photo_batches_with_images_of_its_decoded_size(tmp_path: Path) -> None:
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees: stored 24 wide x 16 high, decoded 16 wide x 24 high
+    Image.new("RGB", (24, 16), (100, 0, 0)).save(rotated, exif=exif)
+    upright = write_index_image(tmp_path / "upright.png", 0, 16, 24)
+    assert size_batches([rotated, upright], 2) == [[0, 1]]
+    model = IndexNet(unit_rows(np.random.default_rng(4), 65536))  # any colour the JPEG decodes to
+    extract_descriptors(model, [rotated, upright], on_cpu(NATIVE, 2))
+    assert model.batch_shapes == [(2, 3, 24, 16)]
 
 
 def test_geolocalization_net_batched_native_sizes_match_one_at_a_time(tmp_path: Path) -> None:

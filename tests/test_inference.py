@@ -16,14 +16,16 @@ from cosplace_xs.cli import eval as eval_command
 from cosplace_xs.cli import predict as predict_command
 from cosplace_xs.config import MAX_IMAGE_PIXELS, POSITIVE_DIST_THRESHOLD, EvalConfig, InferenceConfig, RunConfig
 from cosplace_xs.errors import ConfigError
-from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
+from cosplace_xs.evaluation.inference import NATIVE, Inference, ShorterSide, eval_image_size, scoring_options
 from cosplace_xs.model.network import GeoLocalizationNet
+from cosplace_xs.options import COMMAND_LINE
 
 CPU = torch.device("cpu")
 
 
-def _run(eval_size: int | None = None, train_size: int = 32) -> RunConfig:
-    return RunConfig().replace({"train.image_size": train_size, "eval.image_size": eval_size})
+def _run(eval_size: int | None = None, train_size: int = 32, shorter_side: bool = False) -> RunConfig:
+    return RunConfig().replace({"train.image_size": train_size, "eval.image_size": eval_size,
+                                "eval.shorter_side": shorter_side})
 
 
 @pytest.mark.parametrize(("options", "run", "expected"), [
@@ -32,9 +34,24 @@ def _run(eval_size: int | None = None, train_size: int = 32) -> RunConfig:
     pytest.param(InferenceConfig(), _run(eval_size=40), 40, id="the run's eval.image_size"),
     pytest.param(InferenceConfig(), _run(), 32, id="else the run's train.image_size"),
     pytest.param(None, _run(), 32, id="a training run's validation"),
+    pytest.param(InferenceConfig(shorter_side=True), _run(), ShorterSide(32), id="--shorter-side: the training size"),
+    pytest.param(InferenceConfig(shorter_side=True, image_size=48), _run(eval_size=40), ShorterSide(48),
+                 id="--shorter-side --image-size N"),
+    pytest.param(InferenceConfig(shorter_side=True), _run(eval_size=40), ShorterSide(40),
+                 id="--shorter-side: the run's eval.image_size"),
+    pytest.param(None, _run(eval_size=40, shorter_side=True), ShorterSide(40), id="the run's eval.shorter_side"),
+    pytest.param(InferenceConfig(image_size=48), _run(shorter_side=True), 48, id="--image-size N is a square"),
+    pytest.param(InferenceConfig(native_size=True), _run(shorter_side=True), NATIVE, id="--native-size over it"),
 ])
 def test_the_eval_image_size_rule(options: InferenceConfig | None, run: RunConfig, expected: object) -> None:
     assert eval_image_size(run, options) == expected
+
+
+def test_native_size_and_shorter_side_exclude_each_other() -> None:
+    with pytest.raises(ConfigError, match=r"option --shorter-side/--native-size=True,True .* give one of them"):
+        InferenceConfig.build({"native_size": True, "shorter_side": True}, COMMAND_LINE)
+    with pytest.raises(ConfigError, match=r"option --eval-shorter-side/--eval-native-size=True,True .* give one"):
+        EvalConfig.build({"native_size": True, "shorter_side": True}, COMMAND_LINE)
 
 
 def test_resolve_decides_device_precision_and_workers_once() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,23 @@ def test_native_size_evaluation_as_the_official_code_without_resize_test_imgs() 
         RunConfig().replace({"eval.native_size": True, "eval.image_size": 64}, "command line")
     assert str(caught.value) == ("option --eval-image-size/--eval-native-size=64,True is out of range: give one "
                                  "of them, not both")
+
+
+def test_shorter_side_evaluation_as_the_official_code_with_resize_test_imgs(tmp_path: Path) -> None:
+    """test_dataset.py:43: T.Resize(image_size) on the shorter side, aspect kept; eval reads images that way."""
+    from helpers import INFERENCE_FLAGS, run_command, write_test_set, write_tiny_checkpoint
+
+    from cosplace_xs.cli import eval as eval_command
+    from cosplace_xs.evaluation.inference import ShorterSide, eval_image_size
+
+    assert eval_image_size(RunConfig().replace({"eval.shorter_side": True})) == ShorterSide(224)
+    street = write_test_set(tmp_path / "street", [(0.0, 0.0), (40.0, 0.0)], [(1.0, 0.0)], size=24)
+    write_tiny_checkpoint(tmp_path / "model.pt")
+    assert run_command(eval_command, ["eval", "--checkpoint", str(tmp_path / "model.pt"), "--shorter-side",
+                                      "--image-size", "20", *INFERENCE_FLAGS, "--out", str(tmp_path / "out"),
+                                      str(street)]) == 0
+    settings = json.loads(next((tmp_path / "out").glob("eval-*.json")).read_text())
+    assert settings["image_size"] == "shorter side 20"
 
 
 def test_cropping_as_stored_needs_one_size_per_batch() -> None:

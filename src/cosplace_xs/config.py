@@ -278,9 +278,12 @@ RECALL_VALUES = (1, 5, 10, 20)
 
 
 def require_one_size(group: EvalConfig | InferenceConfig, source: str | None) -> None:
-    """A square size and the native size exclude each other."""
+    """The native size excludes a given size and a shorter-side resize."""
     require(not (group.native_size and group.image_size is not None), group.GROUP, type(group),
             ("image_size", "native_size"), (group.image_size, group.native_size), "give one of them, not both",
+            source)
+    require(not (group.native_size and group.shorter_side), group.GROUP, type(group),
+            ("shorter_side", "native_size"), (group.shorter_side, group.native_size), "give one of them, not both",
             source)
 
 @dataclass
@@ -302,6 +305,9 @@ class EvalConfig(OptionGroup):
     num_workers: int | None = inference_workers_option(flag="--eval-num-workers")
     native_size: bool = option(False, "evaluate every image at its own size, as the official code without "
                                "--resize_test_imgs", flag="--eval-native-size")
+    shorter_side: bool = option(False, "resize the shorter side of every evaluation image to the evaluation size, "
+                                "keeping the aspect ratio, as the official code with --resize_test_imgs",
+                                flag="--eval-shorter-side")
     queries_folder: str | None = option(None, "the queries folder of a test set read first where the set has it "
                                         "(the official code tests on SF-XL's queries_v1); else queries, else "
                                         "queries_v1", choices=QUERIES_FOLDERS,
@@ -334,6 +340,8 @@ class InferenceConfig(OptionGroup):
                                                default_text="the checkpoint's evaluation size, else its training "
                                                             "size", allowed=f"16 to {MAX_IMAGE_SIZE} pixels")
     native_size: bool = option(False, "keep every image's own size (CosPlace's way for queries)")
+    shorter_side: bool = option(False, "resize the shorter side of every image to the evaluation size (--image-size "
+                                "N, else the checkpoint's), keeping the aspect ratio (the official --resize_test_imgs)")
     max_image_pixels: int = max_image_pixels_option()
 
     def check_together(self, source: str | None) -> None:

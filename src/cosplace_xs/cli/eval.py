@@ -1,7 +1,8 @@
 """`cosplace-xs eval`: Recall@N of a trained checkpoint on one or more test sets, as a table, JSON and CSV.
 
 Images are read at the checkpoint's evaluation size, which is its training image size unless the run set
---eval-image-size; --image-size N overrides it and --native-size keeps every image's own size (CosPlace's way).
+--eval-image-size; --image-size N overrides it, --native-size keeps every image's own size (CosPlace's way) and
+--shorter-side resizes the shorter side to that size, keeping the aspect ratio (CosPlace's --resize_test_imgs).
 The positive threshold and the N of Recall@N are the checkpoint's own unless given.
 
 Test sets are folders holding database/ and queries/ (or queries_v1/queries_v2, see --queries-folder), dataset
@@ -172,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     from cosplace_xs.data.test_set import read_test_set
     from cosplace_xs.evaluation.descriptor_store import ModelSignature
     from cosplace_xs.evaluation.evaluate import evaluate_model, rerank_result
-    from cosplace_xs.evaluation.inference import NATIVE, Inference, eval_image_size, scoring_options
+    from cosplace_xs.evaluation.inference import Inference, eval_image_size, scoring_options
     from cosplace_xs.evaluation.model_loading import place_model
     from cosplace_xs.evaluation.recall import first_hit_ranks
     from cosplace_xs.evaluation.sharded_extraction import ShardedExtraction, evaluate_sharded
@@ -237,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     shutdown(context)
     if not context.is_main:
         return 0
-    size = str(NATIVE) if inference.image_size is NATIVE else inference.image_size
+    size = inference.image_size if isinstance(inference.image_size, int) else str(inference.image_size)
     settings = {"checkpoint": str(checkpoint), "image_size": size,
                 "precision": inference.precision, "device": str(inference.device),
                 "positive_dist_threshold": eval_config.positive_dist_threshold,

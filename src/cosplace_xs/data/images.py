@@ -126,11 +126,20 @@ def decode(path: str | Path, data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) ->
     return _to_uint8(image)
 
 
-def read_image(path: str | Path, size: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+def shorter_side_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side `side` and the aspect ratio kept, as torchvision's Resize(side)."""
+    if height <= width:
+        return side, int(side * width / height)
+    return int(side * height / width), side
+
+
+def read_image(path: str | Path, size: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+               keep_aspect: bool = False) -> torch.Tensor:
     """Decode a JPEG or PNG (sniffed from its bytes, not its extension) to a uint8 RGB tensor (3, H, W).
 
-    With `size`, the image is resized (antialiased) to `size` x `size` unless it already is. Images above
-    `max_pixels` pixels are refused from their header.
+    With `size`, the image is resized (antialiased) to `size` x `size` unless it already is, or with
+    `keep_aspect` so that its shorter side is `size`. Images above `max_pixels` pixels are refused from their
+    header.
     """
     try:
         data = read_image_file(path)
@@ -138,9 +147,10 @@ def read_image(path: str | Path, size: int | None = None, max_pixels: int = MAX_
         raise BadImageError(f"{path}: cannot be read ({error.strerror or error}); check the path and its "
                             "permissions") from None
     image = decode(path, data, max_pixels)
-    if size is not None and tuple(image.shape[-2:]) != (size, size):
-        image = TF.resize(image, [size, size], antialias=True)
-    return image
+    if size is None:
+        return image
+    target = shorter_side_size(*image.shape[-2:], size) if keep_aspect else (size, size)
+    return image if tuple(image.shape[-2:]) == target else TF.resize(image, list(target), antialias=True)
 
 
 def image_problem(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:

@@ -28,7 +28,7 @@ from cosplace_xs.data.names import display_name, parse_name
 from cosplace_xs.data.test_set import read_utm
 from cosplace_xs.errors import CheckpointError, ConfigError
 from cosplace_xs.evaluation.descriptors import extract_descriptors
-from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference, ShorterSide
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,16 @@ class ModelSignature:
         return cls(config.backbone, config.fc_output_dim, weights_digest(model), image_size)
 
     def to_dict(self) -> dict[str, Any]:
-        """As the sidecar stores it: the native size as null."""
-        return {**dataclasses.asdict(self), "image_size": None if self.image_size is NATIVE else self.image_size}
+        """As the sidecar stores it: the native size as null, a shorter side as {"shorter_side": N}."""
+        size = self.image_size
+        stored = None if size is NATIVE else {"shorter_side": size.side} if isinstance(size, ShorterSide) else size
+        return {**dataclasses.asdict(self), "image_size": stored}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSignature:
-        return cls(**{**data, "image_size": NATIVE if data["image_size"] is None else data["image_size"]})
+        stored = data["image_size"]
+        size = NATIVE if stored is None else ShorterSide(stored["shorter_side"]) if isinstance(stored, dict) else stored
+        return cls(**{**data, "image_size": size})
 
 
 @dataclass(frozen=True, eq=False)

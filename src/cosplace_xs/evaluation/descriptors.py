@@ -1,8 +1,9 @@
 """Descriptor extraction: the model's L2-normalised global descriptors of a list of image files.
 
 With a fixed image size every image is resized to it and batched. At native size (CosPlace's way for queries,
-which it feeds one at a time because they differ in size), images of the same size are batched together:
-the output keeps the order of `paths` whatever the batches. A test-time method may instead turn each image,
+which it feeds one at a time because they differ in size) or with the shorter side resized (aspect kept),
+images that come out at the same size are batched together: the output keeps the order of `paths` whatever
+the batches. A test-time method may instead turn each image,
 read at its own size, into one square view or several (evaluation/test_methods.py).
 """
 
@@ -21,19 +22,20 @@ from torch.utils.data import DataLoader, Dataset
 
 from cosplace_xs.augment import normalize
 from cosplace_xs.config import MAX_IMAGE_PIXELS
-from cosplace_xs.data.images import read_image
+from cosplace_xs.data.images import read_image, shorter_side_size
 from cosplace_xs.data.workers import start_worker
 from cosplace_xs.device import autocast
 from cosplace_xs.errors import BadImageError
-from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference
+from cosplace_xs.evaluation.inference import NATIVE, ImageSize, Inference, NativeSize, ShorterSide
 from cosplace_xs.progress import progress_bar
 
 Views = Callable[[torch.Tensor], torch.Tensor]  # uint8 (3, H, W) -> (3, S, S) or (V, 3, S, S)
 
 
 class ImageFiles(Dataset):
-    """Image files decoded to uint8 (3, H, W), resized to `size` x `size` unless `size` is NATIVE, or read at
-    their own size and turned into `views`; images above `max_pixels` pixels are refused from their header."""
+    """Image files decoded to uint8 (3, H, W): resized to `size` x `size`, to a shorter side (ShorterSide) or
+    kept at their own size (NATIVE), or read at their own size and turned into `views`; images above
+    `max_pixels` pixels are refused from their header."""
 
     def __init__(self, paths: Sequence[Path], size: ImageSize, max_pixels: int = MAX_IMAGE_PIXELS,
                  views: Views | None = None) -> None:
@@ -48,30 +50,40 @@ class ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self.views is not None:
             return self.views(read_image(self.paths[index], None, self.max_pixels)), index
+        if isinstance(self.size, ShorterSide):
+            return read_image(self.paths[index], self.size.side, self.max_pixels, keep_aspect=True), index
         size = None if self.size is NATIVE else self.size
         return read_image(self.paths[index], size, self.max_pixels), index
 
 
+EXIF_ORIENTATION = 0x0112
+TRANSPOSED = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+
+
 def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding the pixels; None if the header is unreadable."""
+    """(height, width) of the decoded image from the file header (its EXIF orientation applied), without decoding
+    the pixels; None if the header is unreadable."""
     try:
         with Image.open(path) as image:
-            return image.size
+            width, height = image.size
+            transposed = image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
+    return (width, height) if transposed else (height, width)
 
 
-def size_batches(paths: Sequence[Path], batch_size: int) -> list[list[int]]:
-    """Batches of indices whose images share one size; an unreadable header gets a batch of its own (its
-    decoding then fails with an error naming the file)."""
+def size_batches(paths: Sequence[Path], batch_size: int, size: ImageSize = NATIVE) -> list[list[int]]:
+    """Batches of indices whose images come out at one size (their own, or with the shorter side resized); an
+    unreadable header gets a batch of its own (its decoding then fails with an error naming the file)."""
     by_size: dict[tuple[int, int], list[int]] = {}
     batches = []
     for index, path in enumerate(paths):
-        size = _header_size(path)
-        if size is None:
+        stored = _header_size(path)
+        if stored is None:
             batches.append([index])
         else:
-            by_size.setdefault(size, []).append(index)
+            out = shorter_side_size(*stored, size.side) if isinstance(size, ShorterSide) else stored
+            by_size.setdefault(out, []).append(index)
     for indices in by_size.values():
         batches += [indices[start:start + batch_size] for start in range(0, len(indices), batch_size)]
     return sorted(batches, key=lambda batch: batch[0])
@@ -95,8 +107,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _loader(dataset: ImageFiles, inference: Inference) -> DataLoader:
-    native = dataset.size is NATIVE and dataset.views is None
-    batching = ({"batch_sampler": size_batches(dataset.paths, inference.batch_size)} if native
+    by_size = isinstance(dataset.size, NativeSize | ShorterSide) and dataset.views is None
+    batching = ({"batch_sampler": size_batches(dataset.paths, inference.batch_size, dataset.size)} if by_size
                 else {"batch_size": inference.batch_size, "shuffle": False})
     # workers ignore Ctrl-C as training's do: the main process stops, not a worker in the middle of a batch
     return DataLoader(dataset, **batching, num_workers=inference.num_workers,

@@ -31,7 +31,23 @@ class NativeSize(enum.Enum):
 
 
 NATIVE = NativeSize.NATIVE
-ImageSize = int | NativeSize  # a square side in pixels, or NATIVE
+
+
+@dataclass(frozen=True)
+class ShorterSide:
+    """Images resized so that their shorter side is `side` pixels, the aspect ratio kept (torchvision's
+    Resize(int), the official code's --resize_test_imgs)."""
+
+    side: int
+
+    def __str__(self) -> str:
+        return f"shorter side {self.side}"
+
+    def __repr__(self) -> str:  # messages name it as a user would read it
+        return str(self)
+
+
+ImageSize = int | NativeSize | ShorterSide  # a square side in pixels, NATIVE, or a shorter side
 
 
 @dataclass(frozen=True)
@@ -70,15 +86,25 @@ class Inference:
 
 
 def eval_image_size(run: RunConfig, options: InferenceConfig | None = None) -> ImageSize:
-    """The evaluation image size: --native-size or --image-size when given, else the run's eval.image_size,
-    else the run's training image size."""
+    """The evaluation image size: --native-size, --shorter-side or --image-size when given, else the run's
+    eval.native_size or eval.shorter_side; the side is --image-size, else the run's eval.image_size, else its
+    training image size."""
+    given = options.image_size if options is not None else None
+    side = given or run.eval.image_size or run.train.image_size
     if options is not None and options.native_size:
         return NATIVE
-    if options is not None and options.image_size is not None:
-        return options.image_size
+    if options is not None and options.shorter_side:
+        return ShorterSide(side)
+    if given is not None:
+        return given
     if run.eval.native_size:
         return NATIVE
-    return run.eval.image_size or run.train.image_size
+    return ShorterSide(side) if run.eval.shorter_side else side
+
+
+def square_side(image_size: ImageSize) -> int | None:
+    """The side of the squares a test-time method crops: the size, or the shorter side; None at native size."""
+    return image_size.side if isinstance(image_size, ShorterSide) else None if image_size is NATIVE else image_size
 
 
 def scoring_options(run: RunConfig, given: dict[str, Any]) -> EvalConfig:

@@ -1,5 +1,6 @@
 """Query test-time methods of the VPR benchmark (Berton et al., "Deep Visual Geo-localization Benchmark",
-CVPR 2022: its `--test_method`), for a square evaluation size S; the database is always resized to S x S.
+CVPR 2022: its `--test_method`), for an evaluation size S (a square side, or a shorter side); the database is read
+at that size.
 
 - hard_resize: each query resized to S x S (the toolkit's default).
 - single_query: each query at its own size (the benchmark feeds such queries one per batch; here images of one
@@ -26,7 +27,7 @@ import torchvision.transforms.v2.functional as TF
 from cosplace_xs.config import EvalConfig
 from cosplace_xs.errors import ConfigError
 from cosplace_xs.evaluation.descriptors import Views
-from cosplace_xs.evaluation.inference import NATIVE, Inference
+from cosplace_xs.evaluation.inference import NATIVE, Inference, square_side
 from cosplace_xs.options import flag_of
 
 VOTES = (1, 5, 10)  # the first n predictions of each crop that vote (the benchmark's top1, top5, top10)
@@ -54,10 +55,11 @@ def query_reading(method: str, inference: Inference) -> tuple[Inference, Views |
         return inference.at_size(NATIVE), None
     if method == "hard_resize":
         return inference, None
-    if inference.image_size is NATIVE:
+    side = square_side(inference.image_size)
+    if side is None:
         raise ConfigError(f"option {flag_of(EvalConfig, 'test_method')}={method} crops squares of the evaluation "
                           "size, which --native-size leaves unset: give --image-size N instead")
-    return inference, partial(central_crop if method == "central_crop" else five_crops, size=inference.image_size)
+    return inference, partial(central_crop if method == "central_crop" else five_crops, size=side)
 
 
 def nearest_crop(distances: np.ndarray, predictions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
