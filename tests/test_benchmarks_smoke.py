@@ -137,6 +137,23 @@ def test_model_throughput_variants_flops_and_step(load: Callable[[str], ModuleTy
     unfused.step()
 
 
+def test_a_grouped_convolutions_backward_counts_each_gradient_as_its_forward(load: Callable[[str], ModuleType]
+                                                                             ) -> None:
+    """A depthwise 3 x 3 convolution of 8 channels on 2 images of 5 x 5: the forward is 2 FLOPs x N x C_out x H x W
+    x (C_in / groups) x k x k = 7,200; the input and weight gradients cost as much each (torch's own formula
+    counts the weight gradient 8 times over, once per group)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model_throughput = load("model_throughput")
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+    images = torch.randn(2, 8, 5, 5, requires_grad=True)
+    counter = FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten.convolution_backward: model_throughput.conv_backward_flops})
+    with counter:
+        conv(images).sum().backward()
+    assert counter.get_total_flops() == 3 * 2 * 2 * 8 * 5 * 5 * 1 * 3 * 3
+
+
 def test_model_throughput_script(run_main: Callable[..., list[dict[str, Any]]],
                                  load: Callable[[str], ModuleType]) -> None:
     records = run_main("model_throughput", "--backbones", "resnet18", "--sizes", "32", "--modes", "train,infer",
