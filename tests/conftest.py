@@ -15,6 +15,10 @@ import pytest
 import torch
 from helpers import image_file_name, write_image
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # the workers share the machine's cores: each runs torch on its share, not on all of them at once
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 @pytest.fixture
 def make_image() -> Callable[..., Path]:

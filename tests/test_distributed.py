@@ -28,7 +28,8 @@ def test_a_batch_that_does_not_split_evenly_names_the_option() -> None:
         DistributedContext(0, 4).batch_slice(6)
 
 
-def test_two_processes_train_one_run_and_only_the_main_one_writes(tiny_city: Path, tmp_path: Path) -> None:
+def test_two_processes_train_one_run_and_only_the_main_one_writes(tiny_city: Path, tmp_path: Path,
+                                                                  cosplace_cli) -> None:
     run_dir = tmp_path / "run"
     env = {**os.environ, "COSPLACE_XS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -45,9 +46,8 @@ def test_two_processes_train_one_run_and_only_the_main_one_writes(tiny_city: Pat
         rows = list(csv.DictReader(file))
     assert [(row["epoch"], row["group"]) for row in rows] == [("1", "0"), ("2", "1")]  # one writer, one row each
     # the main process validated the weights every process trained: eval of last.pt gives the same recalls
-    evaluated = subprocess.run([sys.executable, "-m", "cosplace_xs", "eval", str(tiny_city / "val"), "--checkpoint",
-                                str(run_dir / ckpt.LAST), "--device", "cpu", "--num-workers", "0", "--no-progress",
-                                "--out", str(tmp_path / "eval")], env=env, capture_output=True, text=True, timeout=300)
+    evaluated = cosplace_cli("eval", tiny_city / "val", "--checkpoint", run_dir / ckpt.LAST, "--device", "cpu",
+                             "--num-workers", "0", "--no-progress", "--out", tmp_path / "eval", timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     results = json.loads(next((tmp_path / "eval").glob("eval-*.json")).read_text())["results"]
     for n in (1, 5, 10, 20):  # the eval table rounds to 0.01
