@@ -3,8 +3,8 @@
 With a fixed image size every image is resized to it and batched. At native size (CosPlace's way for queries,
 which it feeds one at a time because they differ in size) or with the shorter side resized (aspect kept),
 images that come out at the same size are batched together: the output keeps the order of `paths` whatever
-the batches. A test-time method may instead turn each image,
-read at its own size, into one square view or several (evaluation/test_methods.py).
+the batches. A test-time method may instead turn each image, read at its own size, into one square view or
+several (evaluation/test_methods.py).
 """
 
 from __future__ import annotations
