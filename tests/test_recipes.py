@@ -61,15 +61,19 @@ OFFICIAL = {
     ("eval", "queries_folder"): "queries_v1",  # train.py:61
 }
 
-# "Classification for Retrieval in Image Geolocalization" (SF-XS), its best settings
+# "Classification for Retrieval in Image Geolocalization" (SF-XS), its best settings; where the paper is silent,
+# its code: hesamkh1/CosPlace_XS at 052ca6c (train.py, parser.py), d28426b (augmentations.py, eval.py)
 SF_XS = {
-    ("train", "image_size"): 224,  # section 1: SF-XS images are 224 x 224
+    ("train", "image_size"): 512,  # train.py: DeviceAgnosticRandomResizedCrop(size=(512, 512), ...)
+    ("train", "resize_before_crop"): False,  # datasets/train_dataset.py: to_tensor of the stored image only
     ("train", "epochs"): 10,  # Table 4: "final result with 10 epochs"
     ("model", "backbone"): "vgg16",  # Table 4: VGG16 R@1 41.2, the best
     ("augment", "brightness"): 0.8,  # Table 2, last row
     ("augment", "contrast"): 0.3,
     ("augment", "saturation"): 0.7,
     ("augment", "hue"): 0.0,
+    ("augment", "jitter_order"): "random",  # augmentations.py: T.ColorJitter's forward, per image
+    ("augment", "crop_method"): "resized_crop",  # augmentations.py: T.RandomResizedCrop's forward, per image
     ("augment", "rotation"): True,  # Table 2: Rotation(-10, 10)
     ("augment", "rotation_degrees"): 10.0,
     ("augment", "cutout"): True,  # Table 2: Cutout(16, 0.5, 0)
@@ -78,8 +82,10 @@ SF_XS = {
     ("optim", "optimizer"): "adam",  # Table 3: Adam, lr 1e-5, weight decay 1e-3
     ("optim", "lr"): 1e-5,
     ("optim", "weight_decay"): 1e-3,
-    ("optim", "classifiers_lr"): 1e-3,  # its text: classifiers_lr and classifiers_wd 0.001
-    ("optim", "classifiers_weight_decay"): 1e-3,
+    ("optim", "classifiers_lr"): 1e-3,  # its text: classifiers_lr 0.001
+    ("optim", "classifiers_weight_decay"): 0.0,  # train.py: Adam(classifier.parameters(), lr=...) (the text's
+    # classifiers_wd 0.001 is a parser default that only the commented-out AdamW and ASGD would read)
+    ("eval", "native_size"): True,  # eval.py, train.py: TestDataset(folder, queries_folder, threshold), no resize
 }
 
 
@@ -128,7 +134,7 @@ def test_a_recipe_flag_goes_under_the_files_values(tmp_path: Path) -> None:
 def test_switching_recipes_keeps_only_the_values_chosen_over_the_first() -> None:
     official = RunConfig().replace({"train.recipe": OFFICIAL_COSPLACE, "optim.lr": 0.5})
     paper = official.replace({"train.recipe": SF_XS_PAPER})
-    assert (paper.optim.lr, paper.train.image_size, paper.eval.native_size) == (0.5, 224, False)
+    assert (paper.optim.lr, paper.train.image_size, paper.eval.queries_folder) == (0.5, 512, None)
 
 
 def test_the_run_config_records_the_recipe_and_the_resolved_values(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ so that `config.py` can apply it while building a `RunConfig`; every value still
 `official-cosplace`: the defaults of gmberton/CosPlace (parser.py, train.py, datasets/, augmentations.py,
 test.py), the code of "Rethinking Visual Geo-localization for Large-Scale Applications" (CVPR 2022).
 `sf-xs-paper`: the best settings of "Classification for Retrieval in Image Geolocalization" on SF-XS
-(Tables 2-4). docs/fidelity.md lists every difference from both and the option that restores each.
+(Tables 2-4), and where the paper is silent its code (hesamkh1/CosPlace_XS: train.py and parser.py at 052ca6c,
+augmentations.py and eval.py at d28426b). docs/fidelity.md lists every difference from both and the option that
+restores each.
 """
 
 from __future__ import annotations
@@ -50,17 +52,26 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         # Table 4: VGG16 is the best backbone (R@1 41.2 on SF-XS); the paper does not give its descriptor size,
         # so the size of its Tables 2 and 3 (512) is kept
         "model": {"backbone": "vgg16", "fc_output_dim": 512},
-        # SF-XS images are 224 x 224 (section 1); Table 4: 10 epochs; CosPlace's batch and epoch length
-        "train": {"image_size": 224, "batch_size": 32, "epochs": 10, "iterations_per_epoch": 10_000},
-        # Table 3: Adam, lr 1e-5, weight decay 1e-3; classifiers at lr 1e-3, weight decay 1e-3 (its text)
+        # Table 4: 10 epochs; CosPlace's batch and epoch length. The paper does not state the training size; its
+        # code (hesamkh1/CosPlace_XS, train.py) crops SF-XS's 224-px images as stored with
+        # RandomResizedCrop(size=(512, 512)), so the model trains on 512-px crops
+        "train": {"image_size": 512, "batch_size": 32, "epochs": 10, "iterations_per_epoch": 10_000,
+                  "resize_before_crop": False},
+        # Table 3: Adam, lr 1e-5, weight decay 1e-3; classifiers at lr 1e-3. Its text gives classifiers_wd 0.001
+        # as a default, but its code builds the classifiers' Adam without weight decay (train.py), so none
         "optim": {"optimizer": "adam", "lr": 1e-5, "weight_decay": 1e-3, "classifiers_lr": 1e-3,
-                  "classifiers_weight_decay": 1e-3},
-        # Table 2's winner: Rotation(-10, 10), Cutout(16, 0.5), ColorJitter(0.8, 0.3, 0.7, 0.0); no noise or flips
+                  "classifiers_weight_decay": 0.0},
+        # Table 2's winner: Rotation(-10, 10), Cutout(16, 0.5), ColorJitter(0.8, 0.3, 0.7, 0.0); no noise or flips.
+        # Its code applies them with torchvision per image (augmentations.py): ColorJitter's random order, then
+        # the antialiased RandomResizedCrop
         "augment": {"color_jitter": True, "brightness": 0.8, "contrast": 0.3, "saturation": 0.7, "hue": 0.0,
-                    "random_resized_crop": True, "crop_scale_min": 0.5, "crop_scale_max": 1.0,
-                    "rotation": True, "rotation_degrees": 10.0, "cutout": True, "cutout_size": 16,
-                    "cutout_p": 0.5, "gaussian_noise": False, "horizontal_flip": False, "vertical_flip": False},
-        "eval": {"positive_dist_threshold": 25.0, "recall_values": (1, 5, 10, 20)},
+                    "jitter_order": "random", "random_resized_crop": True, "crop_scale_min": 0.5,
+                    "crop_scale_max": 1.0, "crop_method": "resized_crop", "rotation": True, "rotation_degrees": 10.0,
+                    "cutout": True, "cutout_size": 16, "cutout_p": 0.5, "gaussian_noise": False,
+                    "horizontal_flip": False, "vertical_flip": False},
+        # its TestDataset takes no resize argument (eval.py, train.py): test images at their own size
+        "eval": {"native_size": True, "image_size": None, "positive_dist_threshold": 25.0,
+                 "recall_values": (1, 5, 10, 20)},
     },
 }
 RECIPE_NAMES = tuple(RECIPES)
