@@ -9,7 +9,11 @@ Three figures, each on the training images of the dataset (the synthetic city by
   before the antialiased resize;
 - loader: the training `GroupBatches` through a DataLoader built as the training loop builds it, per number
   of workers (images/s after the first batch; the first batch's wait, worker start-up included, apart);
-- pipeline: the loader followed by `BatchAugmentation` on the device, as the training loop runs them.
+- pipeline: the loader followed by `BatchAugmentation` on the device, as the training loop runs them;
+- crop: the pipeline with the most workers asked for and the torchvision decoder, for each way of cropping
+  (`CROPS`): from the image resized to `--size` (`--resize-before-crop`) or as stored, by our batched warp or by
+  torchvision's antialiased RandomResizedCrop, with the official pipeline's jitter order and no rotation or
+  Cutout: what each choice of docs/fidelity.md costs.
 """
 
 from __future__ import annotations
@@ -99,11 +103,38 @@ def pipeline_rate(loader: DataLoader, device: torch.device,
     return {"images_per_s": round(images / seconds, 1), "first_batch_s": round(first_batch_s, 3)}
 
 
-def group_batches(dataset: Path, batch: int, size: int) -> GroupBatches:
-    """Batches as an epoch trains them, from the benchmarks' split (one group of every class)."""
+def group_batches(dataset: Path, batch: int, read_size: int | None) -> GroupBatches:
+    """Batches as an epoch trains them, from the benchmarks' split (one group of every class), the images read
+    at `read_size` (None: as stored)."""
     split = build_split(require_train_dir(discover_dataset(dataset)), SplitConfig(**common.BENCHMARK_SPLIT))
     group = split.group(0)
-    return GroupBatches(split, group, min(batch, len(group.class_ids)), size, seed=0, epoch=0)
+    return GroupBatches(split, group, min(batch, len(group.class_ids)), read_size, seed=0, epoch=0)
+
+
+OFFICIAL_OPS = {"crop_method": "resized_crop", "jitter_order": "random", "rotation": False, "cutout": False}
+# label: (read at --size before the crop?, augmentation options)
+CROPS: dict[str, tuple[bool, dict]] = {
+    "warp of the resized image": (True, {}),
+    "warp of the stored image": (False, {}),
+    "RandomResizedCrop of the resized image": (True, {"crop_method": "resized_crop"}),
+    "RandomResizedCrop of the stored image": (False, {"crop_method": "resized_crop"}),
+    "official ops, resized image": (True, OFFICIAL_OPS),
+    "official ops, stored image": (False, OFFICIAL_OPS),
+}
+
+
+def crop_records(dataset: Path, size: int, batch: int, num_batches: int, workers: int, device: torch.device,
+                 threads: int, source: dict) -> list[dict]:
+    """The pipeline's images/s for each of `CROPS`."""
+    records = []
+    for label, (resized, options) in CROPS.items():
+        batches = group_batches(dataset, batch, size if resized else None)
+        augment = BatchAugmentation(AugmentConfig(**options), size)
+        figures = pipeline_rate(training_loader(batches, num_batches, workers, device), device, augment)
+        records.append({"stage": "crop", "crop": label, "decoder": "torchvision", "workers": workers,
+                        "threads": threads, "batch": batches.batch_size, "device": str(device), **figures,
+                        **source})
+    return records
 
 
 def run(dataset: Path, size: int, batch: int, num_batches: int, workers_counts: list[int],
@@ -129,7 +160,7 @@ def run(dataset: Path, size: int, batch: int, num_batches: int, workers_counts: 
                     figures = pipeline_rate(loader, device, stage_augment)
                     records.append({"stage": stage, "decoder": decoder_name, "workers": workers,
                                     "threads": threads, "batch": batch, "device": str(device), **figures, **source})
-    return records
+    return records + crop_records(dataset, size, batch, num_batches, max(workers_counts), device, threads, source)
 
 
 def main() -> None:
@@ -147,7 +178,7 @@ def main() -> None:
     records = run(dataset, args.size, args.batch, args.batches, [int(w) for w in args.workers.split(",")],
                   device, args.threads)
     for record in records:
-        print(f"{record['stage']:8s} {record['decoder']:11s} workers {record['workers']} "
+        print(f"{record['stage']:8s} {record.get('crop', record['decoder']):38s} workers {record['workers']} "
               f"{record['native_size'][0]}->{record['size']}px: {record['images_per_s']:8.1f} img/s"
               + (f" (first batch after {record['first_batch_s']:.2f} s)" if "first_batch_s" in record else ""))
         common.emit("data_pipeline", record)

@@ -201,13 +201,20 @@ def test_data_pipeline_decoders_and_loader(load: Callable[[str], ModuleType], tm
     assert figures["images_per_s"] > 0
 
 
-def test_data_pipeline_script(run_main: Callable[..., list[dict[str, Any]]], tiny_city: Path) -> None:
+def test_data_pipeline_script(run_main: Callable[..., list[dict[str, Any]]], load: Callable[[str], ModuleType],
+                              tiny_city: Path) -> None:
+    dp = load("data_pipeline")
     records = _named(run_main("data_pipeline", "--dataset", str(tiny_city), "--size", "32", "--batch", "4",
                               "--batches", "2", "--workers", "0"), "data_pipeline")
     assert [(r["stage"], r["decoder"], r["workers"]) for r in records] == [
         ("decode", "torchvision", 0), ("decode", "pil_draft", 0), ("loader", "torchvision", 0),
-        ("pipeline", "torchvision", 0), ("loader", "pil_draft", 0), ("pipeline", "pil_draft", 0)]
+        ("pipeline", "torchvision", 0), ("loader", "pil_draft", 0), ("pipeline", "pil_draft", 0),
+        *[("crop", "torchvision", 0)] * len(dp.CROPS)]
+    assert [r["crop"] for r in records if r["stage"] == "crop"] == list(dp.CROPS)
     assert all(r["native_size"] == [64, 64] and r["size"] == 32 and r["images_per_s"] > 0 for r in records)
+    # the crops read what the training loop reads for each
+    assert dp.group_batches(tiny_city, 4, 32)[0][0].shape[-2:] == (32, 32)
+    assert dp.group_batches(tiny_city, 4, None)[0][0].shape[-2:] == (64, 64)
 
 
 def test_train_end_to_end_instruments_the_loop(load: Callable[[str], ModuleType]) -> None:
