@@ -10,10 +10,10 @@ Three figures, each on the training images of the dataset (the synthetic city by
 - loader: the training `GroupBatches` through a DataLoader built as the training loop builds it, per number
   of workers (images/s after the first batch; the first batch's wait, worker start-up included, apart);
 - pipeline: the loader followed by `BatchAugmentation` on the device, as the training loop runs them;
-- crop: the pipeline with the most workers asked for and the torchvision decoder, for each way of cropping
-  (`CROPS`): from the image resized to `--size` (`--resize-before-crop`) or as stored, by our batched warp or by
-  torchvision's antialiased RandomResizedCrop, with the official pipeline's jitter order and no rotation or
-  Cutout: what each choice of docs/fidelity.md costs.
+- crop: the pipeline with the most workers asked for and the torchvision decoder, for each way of reading and
+  cropping (`CROPS`): images read at `--size`, at the size that keeps the smallest crop's pixels (the default),
+  or as stored (`--no-resize-before-crop`), augmented by the batched warp of the paper's recipe or by the
+  official pipeline's ops (the default): what each choice of docs/fidelity.md costs.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from cosplace_xs.augment import BatchAugmentation
-from cosplace_xs.config import AugmentConfig, SplitConfig
+from cosplace_xs.augment import BatchAugmentation, training_read_size
+from cosplace_xs.config import AugmentConfig, SplitConfig, TrainConfig
 from cosplace_xs.data import train_set
 from cosplace_xs.data.images import read_image
 from cosplace_xs.data.layout import discover_dataset, require_train_dir
@@ -111,15 +111,15 @@ def group_batches(dataset: Path, batch: int, read_size: int | None) -> GroupBatc
     return GroupBatches(split, group, min(batch, len(group.class_ids)), read_size, seed=0, epoch=0)
 
 
-OFFICIAL_OPS = {"crop_method": "resized_crop", "jitter_order": "random", "rotation": False, "cutout": False}
-# label: (read at --size before the crop?, augmentation options)
-CROPS: dict[str, tuple[bool, dict]] = {
-    "warp of the resized image": (True, {}),
-    "warp of the stored image": (False, {}),
-    "RandomResizedCrop of the resized image": (True, {"crop_method": "resized_crop"}),
-    "RandomResizedCrop of the stored image": (False, {"crop_method": "resized_crop"}),
-    "official ops, resized image": (True, OFFICIAL_OPS),
-    "official ops, stored image": (False, OFFICIAL_OPS),
+# the augmentation before the official pipeline became the default: the paper's recipe in one batched warp
+WARP_OPS = {"crop_method": "warp", "jitter_order": "fixed", "rotation": True, "cutout": True}
+# label: (how the images are read: at --size, for the crop (the default), or as stored; augmentation options)
+CROPS: dict[str, tuple[str, dict]] = {
+    "warp, read at --size (until now)": ("size", WARP_OPS),
+    "warp, read for the crop": ("crop", WARP_OPS),
+    "official ops, read at --size": ("size", {}),
+    "official ops, read for the crop (default)": ("crop", {}),
+    "official ops, as stored (official)": ("stored", {}),
 }
 
 
@@ -127,13 +127,16 @@ def crop_records(dataset: Path, size: int, batch: int, num_batches: int, workers
                  threads: int, source: dict) -> list[dict]:
     """The pipeline's images/s for each of `CROPS`."""
     records = []
-    for label, (resized, options) in CROPS.items():
-        batches = group_batches(dataset, batch, size if resized else None)
-        augment = BatchAugmentation(AugmentConfig(**options), size)
-        figures = pipeline_rate(training_loader(batches, num_batches, workers, device), device, augment)
-        records.append({"stage": "crop", "crop": label, "decoder": "torchvision", "workers": workers,
-                        "threads": threads, "batch": batches.batch_size, "device": str(device), **figures,
-                        **source})
+    for label, (read, options) in CROPS.items():
+        config = AugmentConfig(**options)
+        read_size = {"size": size, "crop": training_read_size(TrainConfig(image_size=size), config),
+                     "stored": None}[read]
+        batches = group_batches(dataset, batch, read_size)
+        figures = pipeline_rate(training_loader(batches, num_batches, workers, device), device,
+                                BatchAugmentation(config, size))
+        records.append({"stage": "crop", "crop": label, "read_size": read_size, "decoder": "torchvision",
+                        "workers": workers, "threads": threads, "batch": batches.batch_size, "device": str(device),
+                        **figures, **source})
     return records
 
 

@@ -9,12 +9,23 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from cosplace_xs.augment import BatchAugmentation, color, denormalize, describe, geometry, normalize, sample_params
+from cosplace_xs.augment import (
+    BatchAugmentation,
+    color,
+    denormalize,
+    describe,
+    geometry,
+    normalize,
+    sample_params,
+    training_read_size,
+)
 from cosplace_xs.augment.pipeline import IMAGENET_MEAN, IMAGENET_STD
-from cosplace_xs.config import AugmentConfig
+from cosplace_xs.config import AugmentConfig, TrainConfig
 from cosplace_xs.errors import ConfigError
 
-NOTHING = AugmentConfig(color_jitter=False, random_resized_crop=False, rotation=False, cutout=False)
+# every op off, on the batched path (one warp, the fixed jitter order) unless a test asks for the official one
+NOTHING = AugmentConfig(color_jitter=False, random_resized_crop=False, rotation=False, cutout=False,
+                        crop_method="warp", jitter_order="fixed")
 
 
 def _only(**switches: object) -> AugmentConfig:
@@ -149,7 +160,7 @@ def test_cutout_zeroes_exactly_a_square_on_the_chosen_images():
 
 
 def test_cutout_squares_stay_inside_and_follow_p():
-    config = AugmentConfig(cutout_size=16, cutout_p=0.3)
+    config = AugmentConfig(cutout=True, cutout_size=16, cutout_p=0.3)
     params = sample_params(config, 2000, 40, 40, 40, torch.Generator().manual_seed(0))
     for corner in (params.cutout_top, params.cutout_left):
         assert corner.min() == 0 and corner.max() == 40 - 16
@@ -158,7 +169,7 @@ def test_cutout_squares_stay_inside_and_follow_p():
 
 def test_cutout_larger_than_the_images_is_refused():
     with pytest.raises(ConfigError, match="--cutout-size"):
-        BatchAugmentation(AugmentConfig(cutout_size=40), 32)
+        BatchAugmentation(AugmentConfig(cutout=True, cutout_size=40), 32)
 
 
 @pytest.mark.parametrize("angle", [7.0, -10.0])
@@ -261,8 +272,10 @@ def test_normalize_hand_values():
 
 def test_describe_lists_active_ops():
     assert describe(NOTHING) == "no augmentation"
-    assert describe(AugmentConfig()) == ("ColorJitter(b=0.8, c=0.3, s=0.7, h=0), RandomResizedCrop(scale=0.5-1), "
-                                         "Rotation(±10°), Cutout(16px, p=0.5)")
+    assert describe(AugmentConfig()) == "ColorJitter(b=0.8, c=0.3, s=0.7, h=0, random order), " \
+                                        "RandomResizedCrop(scale=0.5-1)"
+    assert describe(AugmentConfig(rotation=True, cutout=True, jitter_order="fixed")) == (
+        "ColorJitter(b=0.8, c=0.3, s=0.7, h=0), RandomResizedCrop(scale=0.5-1), Rotation(±10°), Cutout(16px, p=0.5)")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -303,3 +316,27 @@ def test_the_official_crop_method_jitters_the_whole_image_then_crops() -> None:
         top, left, h, w = params.boxes[index].long().tolist()
         expected = normalize(TF.resized_crop(expected, top, left, h, w, [24, 24], antialias=True))
         torch.testing.assert_close(got[index], expected, atol=2e-6, rtol=0)
+
+
+def test_crop_source_side_by_hand():
+    # the smallest crop: area 0.5 of the image at aspect 3/4, so its narrow side is sqrt(0.5 * 3/4) = 0.6124 of it
+    assert geometry.crop_source_side(64, 0.5) == 105  # 64 / 0.6124 = 104.5
+    assert geometry.crop_source_side(224, 0.5) == 366  # 365.8
+    assert geometry.crop_source_side(64, 1.0) == 74  # 64 / sqrt(3/4) = 73.9
+    assert 104 * math.sqrt(0.5 * 3 / 4) < 64 <= 105 * math.sqrt(0.5 * 3 / 4)
+
+
+def test_every_crop_of_an_image_read_at_the_crop_source_side_spans_the_training_size():
+    side = geometry.crop_source_side(32, 0.5)
+    params = sample_params(AugmentConfig(), 4000, side, side, 32, torch.Generator().manual_seed(0))
+    heights, widths = params.boxes[:, 2], params.boxes[:, 3]
+    assert min(heights.min(), widths.min()) >= 32 - 1  # whole pixels: a box rounds its sides
+    assert heights.min() < 36 and widths.min() < 36  # and the bound is tight, not generous
+
+
+def test_training_images_are_read_for_the_crop_as_stored_or_at_the_training_size():
+    augment = AugmentConfig()
+    assert training_read_size(TrainConfig(image_size=64), augment) == 105
+    assert training_read_size(TrainConfig(image_size=64, resize_before_crop=False), augment) is None
+    assert training_read_size(TrainConfig(image_size=64), AugmentConfig(random_resized_crop=False)) == 64
+    assert training_read_size(TrainConfig(image_size=64), AugmentConfig(crop_scale_min=0.25)) == 148  # 64 / 0.433

@@ -146,10 +146,12 @@ class ModelConfig(OptionGroup):
 
 @dataclass
 class AugmentConfig(OptionGroup):
-    """Batch augmentation of the training images; defaults are the paper's best (Table 2).
+    """Batch augmentation of the training images. Defaults: the paper's ColorJitter strengths (Table 2) in the
+    official pipeline (each image's own jitter order, torchvision's antialiased RandomResizedCrop, no rotation or
+    Cutout), which beat the paper's full recipe in A/B runs (docs/fidelity.md).
 
-    Order, fixed: colour jitter -> random resized crop + rotation (one warp) -> flips -> cutout
-    -> Gaussian noise -> ImageNet normalisation.
+    Order: colour jitter -> random resized crop (+ rotation) -> flips -> cutout -> Gaussian noise -> ImageNet
+    normalisation.
     """
 
     GROUP: ClassVar[str] = "augment"
@@ -159,7 +161,7 @@ class AugmentConfig(OptionGroup):
     contrast: float = option(0.3, "ColorJitter contrast: factor drawn from [max(0, 1 - c), 1 + c]", low=0)
     saturation: float = option(0.7, "ColorJitter saturation: factor drawn from [max(0, 1 - s), 1 + s]", low=0)
     hue: float = option(0.0, "ColorJitter hue: shift drawn from [-h, h] of the colour circle", low=0, high=0.5)
-    jitter_order: str = option("fixed", "order of the four ColorJitter ops: 'fixed' (brightness, contrast, "
+    jitter_order: str = option("random", "order of the four ColorJitter ops: 'fixed' (brightness, contrast, "
                                "saturation, hue: one set of batch ops) or 'random' (a new order for each image, as "
                                "torchvision's ColorJitter draws it)", choices=JITTER_ORDERS)
     random_resized_crop: bool = option(True, "RandomResizedCrop to the image size (aspect ratio 3/4 to 4/3)")
@@ -167,14 +169,14 @@ class AugmentConfig(OptionGroup):
                                    high=1)
     crop_scale_max: float = option(1.0, "largest crop area, as a fraction of the image", low=0, low_open=True,
                                    high=1)
-    crop_method: str = option("warp", "how the crop is resampled: 'warp' (crop and rotation in one bilinear warp "
-                              "after an antialiased shrink) or 'resized_crop' (torchvision's RandomResizedCrop, "
-                              "antialiased, as the official code; rotation then warps the resized crop)",
-                              choices=CROP_METHODS)
-    rotation: bool = option(True, "random rotation about the image centre, corners filled black")
+    crop_method: str = option("resized_crop", "how the crop is resampled: 'resized_crop' (torchvision's "
+                              "RandomResizedCrop, antialiased, as the official code; rotation then warps the resized "
+                              "crop) or 'warp' (crop and rotation in one bilinear warp after an antialiased shrink: "
+                              "one op for the batch)", choices=CROP_METHODS)
+    rotation: bool = option(False, "random rotation about the image centre, corners filled black")
     rotation_degrees: float = option(10.0, "rotation angle drawn from [-d, d] degrees", metavar="DEGREES", low=0,
                                      high=180)
-    cutout: bool = option(True, "Cutout: a black square on some images")
+    cutout: bool = option(False, "Cutout: a black square on some images")
     cutout_size: int = option(16, "side of the Cutout square, in pixels", metavar="PIXELS", low=1,
                               allowed=">= 1 pixel")
     cutout_p: float = option(0.5, "probability that an image gets a Cutout square", metavar="P", low=0, high=1)
@@ -261,9 +263,12 @@ class TrainConfig(OptionGroup):
     recipe: str | None = option(None, "start from a named set of option values (recipes.py; docs/fidelity.md); "
                                 "a --config file and flags given win over it", choices=RECIPE_NAMES,
                                 default_text="none")
-    resize_before_crop: bool = option(True, "resize each training image to --image-size before the random crop "
-                                      "(--no-resize-before-crop: crop from the image as stored, as the official "
-                                      "code; a batch's images must then share one size)")
+    resize_before_crop: bool = option(True, "resize each training image before the random crop to a square "
+                                      "whose smallest crop still spans --image-size pixels (1.63 x --image-size "
+                                      "at the default crop scale: a crop keeps the detail of the stored image, "
+                                      "and datasets of mixed or large sizes batch); --no-resize-before-crop "
+                                      "crops the image as stored, as the official code (a batch's images must "
+                                      "then share one size)")
     image_extensions: tuple[str, ...] = option(default_factory=lambda: IMAGE_EXTENSIONS,
                                                help="file endings of the training images", metavar="EXT",
                                                pattern=r"\.[A-Za-z0-9]+",

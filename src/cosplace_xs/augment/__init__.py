@@ -1,6 +1,14 @@
-"""Batch augmentation on the training device (the paper's Table 2) and ImageNet normalisation."""
+"""Batch augmentation on the training device, the size training images are read at, and ImageNet normalisation."""
 
 from cosplace_xs.augment.params import AugmentParams, sample_params
-from cosplace_xs.augment.pipeline import BatchAugmentation, denormalize, describe, normalize, to_float
+from cosplace_xs.augment.pipeline import (
+                                          BatchAugmentation,
+                                          denormalize,
+                                          describe,
+                                          normalize,
+                                          to_float,
+                                          training_read_size,
+)
 
-__all__ = ["AugmentParams", "BatchAugmentation", "denormalize", "describe", "normalize", "sample_params", "to_float"]
+__all__ = ["AugmentParams", "BatchAugmentation", "denormalize", "describe", "normalize", "sample_params", "to_float",
+           "training_read_size"]

@@ -15,6 +15,13 @@ CROP_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop's default aspect-ra
 CROP_TRIES = 10  # candidates per image before the centre-crop fallback, as in torchvision
 
 
+def crop_source_side(output_size: int, scale_min: float) -> int:
+    """The side of a square image whose smallest random crop (area `scale_min`, the narrowest aspect ratio)
+    still spans `output_size` pixels: training images read at this size keep the detail that cropping them as
+    stored keeps (1.63 x `output_size` at scale 0.5), at a cost bounded whatever their stored size."""
+    return math.ceil(output_size / math.sqrt(scale_min * CROP_RATIO[0]))
+
+
 def sample_crop_boxes(uniforms: torch.Tensor, height: int, width: int, scale: tuple[float, float],
                       ratio: tuple[float, float] = CROP_RATIO) -> torch.Tensor:
     """RandomResizedCrop.get_params for every image at once: boxes (B, 4) as (top, left, h, w) in pixels.

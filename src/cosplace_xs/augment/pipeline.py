@@ -1,12 +1,12 @@
 """Batch augmentation of training images on their own device, with per-image random parameters.
 
-Fixed order: colour jitter (brightness, contrast, saturation, hue) -> random resized crop + rotation (one
-affine warp; with crop_method `resized_crop`, torchvision's antialiased crop, then the rotation) -> flips
--> cutout -> Gaussian noise -> ImageNet normalisation. Colour jitter uses that fixed order of its four ops by
-default, where torchvision's ColorJitter shuffles them per call: a fixed order keeps the batch one set of tensor
-ops; `jitter_order="random"` draws an order per image as torchvision does. Images larger than the warp needs
-are first shrunk (antialiased, before the
-conversion to float, so uint8 batches are resized as uint8), see `geometry.shrink_for_warp`. Random
+Order: colour jitter (brightness, contrast, saturation, hue) -> random resized crop (crop_method
+`resized_crop`, the default: torchvision's antialiased crop of each image, then any rotation; `warp`: crop and
+rotation as one affine warp of the batch) -> flips -> cutout -> Gaussian noise -> ImageNet normalisation.
+Colour jitter draws an order of its four ops per image by default, as torchvision's ColorJitter does;
+`jitter_order="fixed"` keeps one order, so the batch is one set of tensor ops. For the warp, images larger
+than it needs are first shrunk (antialiased, before the conversion to float, so uint8 batches are resized as
+uint8), see `geometry.shrink_for_warp`. Random
 parameters come from a CPU generator, so a seed gives the same parameters on every device; the Gaussian
 noise itself is drawn on the images' device from a seed taken from that generator.
 """
@@ -55,6 +55,17 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     return (images * std.view(3, 1, 1) + mean.view(3, 1, 1)).clamp_(0, 1)
 
 
+def training_read_size(train: TrainConfig, augment: AugmentConfig) -> int | None:
+    """The square side training images are read at before the augmentation: None (as stored) without
+    `resize_before_crop`; with it, enough pixels for the smallest random crop to span the training size
+    (`geometry.crop_source_side`), or the training size itself when there is no random crop."""
+    if not train.resize_before_crop:
+        return None
+    if augment.random_resized_crop:
+        return geometry.crop_source_side(train.image_size, augment.crop_scale_min)
+    return train.image_size
+
+
 def describe(config: AugmentConfig) -> str:
     """The active operations and their settings in one line, e.g. for a figure title or a log."""
     parts = []
@@ -77,7 +88,7 @@ def describe(config: AugmentConfig) -> str:
 
 
 class BatchAugmentation(nn.Module):
-    """The paper's training augmentation (Table 2) for a whole batch at once, output `output_size` squared."""
+    """The training augmentation (`AugmentConfig`) of a whole batch at once, output `output_size` squared."""
 
     def __init__(self, config: AugmentConfig, output_size: int) -> None:
         super().__init__()

@@ -24,7 +24,8 @@ def _switches() -> list[str]:
 
 def add_augment_arguments(parser: argparse.ArgumentParser) -> None:
     """Add an `augmentation options` group with a flag for every AugmentConfig field and `--no-augmentation`."""
-    group = parser.add_argument_group("augmentation options (the paper's Table 2; defaults are its best)")
+    group = parser.add_argument_group("augmentation options (defaults: the official pipeline with the paper's "
+                                      "ColorJitter strengths; docs/fidelity.md)")
     group.add_argument("--no-augmentation", dest=NO_AUGMENTATION, action="store_true",
                        help="turn every augmentation off (switches given as well turn theirs back on)")
     add_group_arguments(group, AugmentConfig, PREFIX)

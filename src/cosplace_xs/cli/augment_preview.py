@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cosplace_xs import seeding
-    from cosplace_xs.augment import BatchAugmentation, describe
+    from cosplace_xs.augment import BatchAugmentation, describe, training_read_size
     from cosplace_xs.data.images import read_image
     from cosplace_xs.visualize.augment_grid import save_augment_preview
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.images:
         if not path.exists():  # a FIFO or device is not a file either: read_image says what it is
             raise BadImageError(f"{path}: no such image file; check the path")
-    images = [read_image(path, train.image_size, train.max_image_pixels) for path in args.images]
+    images = [read_image(path, training_read_size(train, config), train.max_image_pixels) for path in args.images]
     title = (f"{describe(config)} | {train.image_size} px, seed {args.seed} | "
              "first column: original, then augmented samples")
     args.out.parent.mkdir(parents=True, exist_ok=True)

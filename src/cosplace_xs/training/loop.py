@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from cosplace_xs import checkpoints as ckpt
 from cosplace_xs import seeding
-from cosplace_xs.augment import BatchAugmentation
+from cosplace_xs.augment import BatchAugmentation, training_read_size
 from cosplace_xs.config import OptimConfig, RunConfig, TrainConfig
 from cosplace_xs.data.train_set import GroupBatches
 from cosplace_xs.data.workers import start_worker
@@ -224,7 +224,7 @@ def _loader(run: RunSetup, group_index: int) -> DataLoader:
     """The epoch's batches from the current iteration on: one image of each of `batch_size` classes of the group
     (this process's slice of them under distributed training)."""
     train = run.config.train
-    read_size = train.image_size if train.resize_before_crop else None  # None: crop from the stored image
+    read_size = training_read_size(train, run.config.augment)
     batches = GroupBatches(run.split, run.split.group(group_index), train.batch_size, read_size,
                            train.seed, run.state.epoch, run.batch_slice, train.max_image_pixels)
     workers = train.num_workers
