@@ -67,16 +67,17 @@ def test_a_compiled_run_writes_plain_checkpoints_and_extracts_the_eager_descript
     compiled, _ = load_trained_model(tmp_path / "run", CPU, compiled=True)
     # one batch shape throughout (6 divides the 120 database images and the 30 queries): compiled once, not again
     # with dynamic shapes for a last smaller batch
-    expected = extract_descriptors(eager, paths, on_cpu(32, 6))
-    got = extract_descriptors(compiled, paths, on_cpu(32, 6))
+    batch = 6
+    expected = extract_descriptors(eager, paths, on_cpu(32, batch))
+    got = extract_descriptors(compiled, paths, on_cpu(32, batch))
     torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
 
     recalls = []
     for extra in ([], ["--compile"]):
         out = tmp_path / f"eval{len(extra)}"
         assert run_command(eval_command, ["eval", "--checkpoint", str(tmp_path / "run"), str(tiny_city / "test"),
-                                          "--out", str(out), "--device", "cpu", "--batch-size", "6", "--no-progress",
-                                          *extra]) == 0
+                                          "--out", str(out), "--device", "cpu", "--batch-size", str(batch),
+                                          "--no-progress", *extra]) == 0
         (row,) = json.loads(next(out.glob("eval-*.json")).read_text())["results"]
         recalls.append({key: value for key, value in row.items() if key.startswith("R@")})
     one_query = 100 / row["queries"]  # descriptors equal to float32 rounding may swap a near tie, nothing more
